@@ -1,0 +1,247 @@
+"""Generate the CustomResourceDefinitions from the pydantic models.
+
+CRD schemas are a structural subset of OpenAPI v3: no ``$ref``, no ``anyOf`` with null, no titles, and
+``exclusiveMinimum`` is a boolean. The models stay the single source of truth; this module only translates.
+
+    python -m modelratchet.api.crds [--check] [OUTPUT_DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from .baseline import ModelBaselineSpec, ModelBaselineStatus
+from .common import GROUP, VERSION
+from .rollout import ModelRolloutSpec, ModelRolloutStatus
+
+_KEEP = {
+    "type",
+    "description",
+    "properties",
+    "required",
+    "items",
+    "enum",
+    "default",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "format",
+    "nullable",
+}
+
+# Lists whose items are keyed: the API server enforces unique keys and merges them per key.
+_LIST_MAP_KEYS = {("ModelBaselineSpec", "metrics"): "name", ("*", "conditions"): "type"}
+
+
+def _resolve(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target = defs[node["$ref"].rsplit("/", 1)[-1]]
+            merged = {**_resolve(target, defs), **{k: v for k, v in node.items() if k != "$ref"}}
+            return _resolve(merged, defs)
+        return {k: _resolve(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve(v, defs) for v in node]
+    return node
+
+
+def _structural(node: dict[str, Any], owner: str = "") -> dict[str, Any]:
+    """Translate one resolved pydantic schema node into a structural CRD schema node."""
+    node = dict(node)
+    if "anyOf" in node:
+        options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
+        if len(options) != 1:
+            raise ValueError(f"unsupported union in {owner}: {options}")
+        inner = dict(options[0])
+        # Field-level keys (description, default) win over the type's own.
+        node = {**inner, **node}
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    if node.get("x-kubernetes-preserve-unknown-fields"):
+        return {k: v for k, v in node.items() if k == "description" or k.startswith("x-kubernetes-")}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key.startswith("x-kubernetes-"):
+            out[key] = value
+        elif key not in _KEEP:
+            continue
+        elif key == "properties":
+            title = node.get("title", owner)
+            props = {}
+            for name, sub in value.items():
+                props[name] = _structural(sub, title)
+                map_key = _LIST_MAP_KEYS.get((title, name)) or _LIST_MAP_KEYS.get(("*", name))
+                if map_key and props[name].get("type") == "array":
+                    props[name]["x-kubernetes-list-type"] = "map"
+                    props[name]["x-kubernetes-list-map-keys"] = [map_key]
+            out["properties"] = props
+        elif key == "items":
+            out["items"] = _structural(value, owner)
+        elif key == "default" and value is None:
+            continue
+        elif key == "exclusiveMinimum":
+            out["minimum"] = value
+            out["exclusiveMinimum"] = True
+        elif key == "exclusiveMaximum":
+            out["maximum"] = value
+            out["exclusiveMaximum"] = True
+        else:
+            out[key] = value
+    if out.get("type") == "object" and "properties" not in out:
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    return out
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The structural schema of one model."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.pop("$defs", {})
+    return _structural(_resolve(raw, defs), model.__name__)
+
+
+def _crd(
+    *,
+    kind: str,
+    plural: str,
+    short: str,
+    spec: type[BaseModel],
+    status: type[BaseModel],
+    columns: list[dict[str, Any]],
+    description: str,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "modelratchet"}},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": [short],
+                "categories": ["modelratchet"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": description,
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": schema_of(spec),
+                                "status": schema_of(status),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _age() -> dict[str, Any]:
+    return {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def model_baseline_crd() -> dict[str, Any]:
+    return _crd(
+        kind="ModelBaseline",
+        plural="modelbaselines",
+        short="mb",
+        spec=ModelBaselineSpec,
+        status=ModelBaselineStatus,
+        description="What good looks like for a model: metrics, baselines and regression thresholds.",
+        columns=[
+            {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
+            {"name": "Metrics", "type": "integer", "jsonPath": ".status.metricCount"},
+            {"name": "Last-Verdict", "type": "string", "jsonPath": ".status.lastValidation.verdict"},
+            {"name": "Checkpoint", "type": "string", "jsonPath": ".status.lastValidation.checkpoint", "priority": 1},
+            _age(),
+        ],
+    )
+
+
+def model_rollout_crd() -> dict[str, Any]:
+    return _crd(
+        kind="ModelRollout",
+        plural="modelrollouts",
+        short="mro",
+        spec=ModelRolloutSpec,
+        status=ModelRolloutStatus,
+        description="Moves a serving Deployment to a candidate checkpoint in canary steps, judged "
+        "against a ModelBaseline.",
+        columns=[
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Step", "type": "integer", "jsonPath": ".status.currentStep"},
+            {"name": "Weight", "type": "integer", "jsonPath": ".status.canaryWeight"},
+            {"name": "Stable", "type": "string", "jsonPath": ".status.stableCheckpoint"},
+            {"name": "Canary", "type": "string", "jsonPath": ".status.canaryCheckpoint"},
+            {"name": "Verdict", "type": "string", "jsonPath": ".status.lastVerdict", "priority": 1},
+            _age(),
+        ],
+    )
+
+
+def all_crds() -> dict[str, dict[str, Any]]:
+    """File name -> CRD object."""
+    return {"modelbaselines.yaml": model_baseline_crd(), "modelrollouts.yaml": model_rollout_crd()}
+
+
+def render(crd: dict[str, Any]) -> str:
+    header = "# Generated by `python -m modelratchet.api.crds` from the pydantic models. Do not edit.\n"
+    return header + yaml.safe_dump(crd, sort_keys=False, width=120)
+
+
+def default_output_dir() -> Path:
+    return Path(__file__).resolve().parents[3] / "crds"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelratchet crds", description="Write the CRD manifests.")
+    parser.add_argument("output", nargs="?", type=Path, default=None, help="directory (default: crds/)")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the files on disk are stale")
+    args = parser.parse_args(argv)
+    out: Path = args.output or default_output_dir()
+    stale = []
+    for name, crd in all_crds().items():
+        path = out / name
+        text = render(crd)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+    if stale:
+        print("stale CRD manifests (run `modelratchet crds`): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

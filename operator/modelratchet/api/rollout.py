@@ -1,0 +1,267 @@
+"""ModelRollout: move a serving Deployment from its checkpoint to a candidate in canary steps."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from .baseline import Verdict
+from .common import (
+    DURATION_PATTERN,
+    ApiModel,
+    Condition,
+    LocalObjectReference,
+    SecretKeySelector,
+    Severity,
+    StatusModel,
+    cel,
+)
+
+Phase = Literal["Idle", "Progressing", "Paused", "Promoted", "RolledBack", "Failed"]
+GateAction = Literal["promote", "abort", "retry"]
+Outcome = Literal["passed", "failed", "inconclusive"]
+Classification = Literal["improved", "neutral", "regressed"]
+
+
+class CheckpointFrom(ApiModel):
+    """Where the checkpoint lives in the target's pod template."""
+
+    container: str = Field(min_length=1, max_length=63, description="Container name.")
+    env: str | None = Field(default=None, min_length=1, max_length=253, description="Environment variable.")
+    image: bool | None = Field(default=None, description="The checkpoint is the container image.")
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.env) != (has(self.image) && self.image)",
+                    "set exactly one of env or image: true",
+                )
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _one(self) -> CheckpointFrom:
+        if (self.env is not None) == bool(self.image):
+            raise ValueError("set exactly one of env or image: true")
+        return self
+
+
+class AnalyzeStep(ApiModel):
+    """Judge the candidate against the baseline for a while."""
+
+    duration: str = Field(pattern=DURATION_PATTERN, description="How long to analyze, e.g. 5m.")
+
+
+class PauseStep(ApiModel):
+    """Hold the rollout: for a duration, or until promoted by hand when no duration is set."""
+
+    duration: str | None = Field(
+        default=None, pattern=DURATION_PATTERN, description="Omit for a manual gate (promote / abort)."
+    )
+
+
+class Step(ApiModel):
+    """One step of a rollout; exactly one action."""
+
+    set_weight: int | None = Field(
+        default=None, ge=0, le=100, description="Percentage of ready pods that run the candidate."
+    )
+    analyze: AnalyzeStep | None = Field(default=None, description="Judge the candidate for a duration.")
+    pause: PauseStep | None = Field(default=None, description="Hold, for a duration or until promoted.")
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "(has(self.setWeight) ? 1 : 0) + (has(self.analyze) ? 1 : 0) + (has(self.pause) ? 1 : 0) == 1",
+                    "each step needs exactly one of setWeight, analyze or pause",
+                )
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _one(self) -> Step:
+        if sum(x is not None for x in (self.set_weight, self.analyze, self.pause)) != 1:
+            raise ValueError("each step needs exactly one of setWeight, analyze or pause")
+        return self
+
+
+class Analysis(ApiModel):
+    """How often to judge and what to tolerate."""
+
+    interval: str = Field(default="30s", pattern=DURATION_PATTERN, description="Time between analyses.")
+    failure_limit: int = Field(default=0, ge=0, le=100, description="Failed analyses tolerated before rolling back.")
+    inconclusive_limit: int = Field(
+        default=3, ge=0, le=100, description="Inconclusive analyses (no data, unreachable) tolerated."
+    )
+    on_inconclusive: Literal["rollback", "hold", "proceed"] = Field(
+        default="rollback",
+        description="Past inconclusiveLimit: rollback (fail closed), hold (wait until data returns) or "
+        "proceed (fail open, recorded as a warning).",
+    )
+    warning_policy: Literal["proceed", "block"] = Field(
+        default="proceed", description="A warning verdict proceeds (recorded, notified) or blocks the step."
+    )
+    escalate_after: int | None = Field(
+        default=None, ge=1, le=100, description="This many consecutive warning verdicts count as failed."
+    )
+
+
+class PostPromotion(ApiModel):
+    """Keep judging after promotion."""
+
+    watch: str | None = Field(
+        default=None,
+        pattern=DURATION_PATTERN,
+        description="Judge the promoted checkpoint for this long; a failed analysis reverts the target "
+        "to the previous good checkpoint.",
+    )
+
+
+class WebhookTarget(ApiModel):
+    """A URL read from a Secret."""
+
+    secret_ref: SecretKeySelector = Field(description="Secret key holding the URL.")
+
+
+class Notification(ApiModel):
+    """Where to announce rollout transitions."""
+
+    webhook: WebhookTarget | None = Field(default=None, description="Generic JSON webhook.")
+    slack: WebhookTarget | None = Field(default=None, description="Slack-compatible incoming webhook.")
+    events: (
+        list[Literal["started", "stepReached", "paused", "promoted", "rolledBack", "reverted", "analysis"]] | None
+    ) = Field(default=None, description="Transitions to announce; default all but analysis.")
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel("has(self.webhook) != has(self.slack)", "set exactly one of webhook or slack")
+            ]
+        }
+    }
+
+
+class ModelRolloutSpec(ApiModel):
+    """The desired checkpoint of a serving Deployment and how to get there."""
+
+    target_ref: LocalObjectReference = Field(description="The apps/v1 Deployment serving the model.")
+    checkpoint: str = Field(
+        min_length=1, max_length=1024, description="Desired checkpoint; changing it starts a rollout."
+    )
+    checkpoint_from: CheckpointFrom = Field(description="Where the checkpoint lives in the pod template.")
+    baseline_ref: LocalObjectReference = Field(description="The ModelBaseline that judges the candidate.")
+    steps: list[Step] = Field(min_length=1, max_length=50, description="Canary steps, in order.")
+    analysis: Analysis = Field(default_factory=Analysis, description="Analysis cadence and tolerances.")
+    post_promotion: PostPromotion | None = Field(default=None, description="Judging after promotion.")
+    cooldown: str | None = Field(
+        default=None,
+        pattern=DURATION_PATTERN,
+        description="After a rollback, wait this long before starting another rollout.",
+    )
+    history_limit: int = Field(default=50, ge=1, le=500, description="Entries kept in status.history.")
+    notifications: list[Notification] | None = Field(
+        default=None, max_length=10, description="Webhooks told about transitions."
+    )
+
+
+class ThresholdSummary(StatusModel):
+    """The threshold a check applied, in words and numbers."""
+
+    type: str = Field(description="min, max, delta or ratio.")
+    value: float | None = Field(default=None, description="The bound crossed or applied.")
+    symmetric: bool | None = Field(default=None, description="Two-sided delta.")
+
+
+class JudgeFigures(StatusModel):
+    """What a statistical judge saw."""
+
+    judge: str = Field(description="threshold, sequential or mannWhitney.")
+    estimate: float | None = Field(default=None, description="Estimated effect.")
+    ci_low: float | None = Field(default=None, description="Lower confidence bound.")
+    ci_high: float | None = Field(default=None, description="Upper confidence bound.")
+    samples: int | None = Field(default=None, description="Samples seen.")
+    expected_more: int | None = Field(default=None, description="Samples it expects to still need.")
+
+
+class MetricResult(StatusModel):
+    """One metric of one validation."""
+
+    metric: str
+    value: float | None = None
+    baseline: float | None = None
+    delta: float | None = Field(default=None, description="value - baseline.")
+    classification: Classification | None = None
+    outcome: Outcome
+    severity: Severity
+    threshold: ThresholdSummary | None = None
+    message: str = ""
+    judge: JudgeFigures | None = None
+
+
+class HistoryEntry(StatusModel):
+    """One analysis of a rollout."""
+
+    id: int = Field(description="Sequence number of the analysis within this object; never reused.")
+    time: str = Field(description="When it ran (RFC 3339).")
+    checkpoint: str
+    step: int | None = Field(default=None, description="Step index, or absent after promotion.")
+    stage: Literal["canary", "postPromotion"] = "canary"
+    verdict: Verdict
+    message: str = ""
+    metrics: list[MetricResult] = Field(default_factory=list)
+
+
+class GateRequest(StatusModel):
+    """A manual gate written through the status subresource (by `modelratchet promote|abort|retry`)."""
+
+    action: GateAction
+    checkpoint: str | None = Field(default=None, description="The checkpoint it applies to.")
+    requested_at: str | None = Field(default=None, description="RFC 3339.")
+    requested_by: str | None = None
+    reason: str | None = None
+
+
+class ModelRolloutStatus(StatusModel):
+    """Observed state of a ModelRollout; everything the operator needs to resume."""
+
+    phase: Phase | None = None
+    observed_generation: int | None = None
+    message: str | None = None
+    stable_checkpoint: str | None = None
+    canary_checkpoint: str | None = None
+    current_step: int | None = None
+    canary_weight: int | None = None
+    step_started_at: str | None = None
+    rollout_started_at: str | None = None
+    last_analysis_at: str | None = None
+    analysis_count: int | None = Field(default=None, description="Analyses in the current step.")
+    failed_analyses: int | None = None
+    inconclusive_analyses: int | None = None
+    consecutive_warnings: int | None = None
+    last_verdict: Verdict | None = None
+    last_history_id: int | None = None
+    first_failure_at: str | None = None
+    promoted_at: str | None = None
+    rolled_back_at: str | None = None
+    post_promotion_until: str | None = None
+    previous_checkpoint: str | None = Field(default=None, description="Stable before the last promotion.")
+    last_good_checkpoints: list[str] | None = None
+    rejected_checkpoints: list[str] | None = None
+    gate: GateRequest | None = Field(default=None, description="Pending manual gate request.")
+    conditions: list[Condition] | None = None
+    history: list[HistoryEntry] | None = None
+
+
+class ModelRollout(ApiModel):
+    """A canary rollout of a model checkpoint."""
+
+    api_version: Literal["modelratchet.io/v1alpha1"] = Field(default="modelratchet.io/v1alpha1", alias="apiVersion")
+    kind: Literal["ModelRollout"] = "ModelRollout"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: ModelRolloutSpec
+    status: ModelRolloutStatus | None = None
