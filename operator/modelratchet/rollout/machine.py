@@ -1,0 +1,639 @@
+"""The rollout state machine: (spec, status, observations, now) -> (new status, actions).
+
+Pure: no I/O. Every reconcile is level-based — it compares what was observed with what the status says and
+returns the next status and the actions that move the world toward it. All actions are idempotent, so a
+reconcile repeated after a crash (before its status was written) repeats them harmlessly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from modelratchet.api.common import parse_duration
+from modelratchet.api.rollout import HistoryEntry, ModelRolloutSpec, ModelRolloutStatus, Step
+
+from . import conditions as cond
+from .replicas import canary_replicas
+from .types import (
+    Action,
+    AnalysisReport,
+    AnalysisRequest,
+    DeleteCanary,
+    EmitEvent,
+    EnsureCanary,
+    Notify,
+    SetTargetCheckpoint,
+    World,
+)
+
+LAST_GOOD_LIMIT = 10
+REJECTED_LIMIT = 50
+# Re-check soon while something is moving; otherwise a slow heartbeat is enough (watch events wake us too).
+BUSY_REQUEUE = 1.0
+IDLE_REQUEUE = 30.0
+ERROR_REQUEUE_MAX = 60.0
+
+
+@dataclass
+class Decision:
+    status: ModelRolloutStatus
+    actions: list[Action] = field(default_factory=list)
+    requeue_after: float = IDLE_REQUEUE
+
+
+def ts(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ") if t.microsecond == 0 else t.isoformat().replace("+00:00", "Z")
+
+
+def parse_ts(text: str | None) -> datetime | None:
+    return None if not text else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _secs(d: str | None) -> float:
+    return 0.0 if not d else parse_duration(d)
+
+
+class _Ctx:
+    """Mutable working copy of the status plus the actions gathered so far."""
+
+    def __init__(self, spec: ModelRolloutSpec, status: ModelRolloutStatus, generation: int, now: datetime):
+        self.spec = spec
+        self.s = status.model_copy(deep=True)
+        self.generation = generation
+        self.now = now
+        self.now_s = ts(now)
+        self.actions: list[Action] = []
+        self.requeue = IDLE_REQUEUE
+
+    def condition(self, type_: str, status: cond.ConditionStatus, reason: str, message: str) -> None:
+        self.s.conditions = cond.set_condition(
+            self.s.conditions or [], type_, status, reason, message, now=self.now_s, generation=self.generation
+        )
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        self.actions.append(EmitEvent("Warning" if warning else "Normal", reason, message))
+
+    def soon(self, seconds: float = BUSY_REQUEUE) -> None:
+        self.requeue = min(self.requeue, max(seconds, 0.2))
+
+
+def _reset_rollout_counters(s: ModelRolloutStatus) -> None:
+    s.analysis_count = 0
+    s.failed_analyses = 0
+    s.inconclusive_analyses = 0
+    s.consecutive_warnings = 0
+    s.first_failure_at = None
+
+
+def _push_front(items: list[str] | None, value: str, limit: int) -> list[str]:
+    rest = [x for x in items or [] if x != value]
+    return [value, *rest][:limit]
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+
+
+def analysis_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) -> AnalysisRequest | None:
+    """Whether an analysis should run now, and of what. The shell measures and passes the report back."""
+    interval = _secs(spec.analysis.interval)
+    last = parse_ts(status.last_analysis_at)
+    if status.phase in ("Progressing", "Paused") and status.canary_checkpoint and status.current_step is not None:
+        if status.current_step >= len(spec.steps):
+            return None
+        step = spec.steps[status.current_step]
+        if step.analyze is None:
+            return None
+        started = parse_ts(status.step_started_at) or now
+        reference = last if last and last >= started else started
+        if now < reference + timedelta(seconds=interval):
+            return None
+        rollout_start = parse_ts(status.rollout_started_at) or started
+        duration = _secs(step.analyze.duration)
+        return AnalysisRequest(
+            stage="canary",
+            checkpoint=status.canary_checkpoint,
+            stable_checkpoint=status.stable_checkpoint,
+            window_seconds=max((now - rollout_start).total_seconds(), interval),
+            interval_seconds=interval,
+            look=(status.analysis_count or 0) + 1,
+            max_looks=max(1, math.ceil(duration / interval)) if interval > 0 else 1,
+        )
+    if status.phase == "Promoted" and status.post_promotion_until and status.stable_checkpoint:
+        until = parse_ts(status.post_promotion_until)
+        promoted = parse_ts(status.promoted_at) or now
+        if until is None or now >= until:
+            return None
+        reference = last if last and last >= promoted else promoted
+        if now < reference + timedelta(seconds=interval):
+            return None
+        watch = _secs(spec.post_promotion.watch if spec.post_promotion else None)
+        return AnalysisRequest(
+            stage="postPromotion",
+            checkpoint=status.stable_checkpoint,
+            stable_checkpoint=status.previous_checkpoint,
+            window_seconds=max((now - promoted).total_seconds(), interval),
+            interval_seconds=interval,
+            look=(status.analysis_count or 0) + 1,
+            max_looks=max(1, math.ceil(watch / interval)) if interval > 0 else 1,
+            recorded_baselines=_recorded_baselines(status),
+        )
+    return None
+
+
+def _recorded_baselines(status: ModelRolloutStatus) -> dict[str, float]:
+    """Baseline values the stable checkpoint showed during the last canary analysis of this checkpoint."""
+    for entry in status.history or []:
+        if entry.stage == "canary" and entry.checkpoint == status.stable_checkpoint:
+            return {m.metric: m.baseline for m in entry.metrics if m.baseline is not None}
+    return {}
+
+
+def _record(ctx: _Ctx, report: AnalysisReport, checkpoint: str, stage: str, step: int | None) -> HistoryEntry:
+    s = ctx.s
+    entry = HistoryEntry(
+        id=(s.last_history_id or 0) + 1,
+        time=ctx.now_s,
+        checkpoint=checkpoint,
+        step=step,
+        stage="postPromotion" if stage == "postPromotion" else "canary",
+        verdict=report.verdict,
+        message=report.summary,
+        metrics=report.metrics,
+    )
+    s.last_history_id = entry.id
+    s.history = [entry, *(s.history or [])][: ctx.spec.history_limit]
+    s.last_analysis_at = ctx.now_s
+    s.last_verdict = report.verdict
+    s.analysis_count = (s.analysis_count or 0) + 1
+    if report.problems:
+        ctx.condition(cond.ANALYSIS, "False", "QueryError", "; ".join(report.problems)[:1000])
+    elif report.verdict in ("passed", "warning"):
+        ctx.condition(cond.ANALYSIS, "True", report.verdict.capitalize(), report.summary)
+    elif report.verdict == "failed":
+        ctx.condition(cond.ANALYSIS, "False", "Failed", report.summary)
+    else:
+        ctx.condition(cond.ANALYSIS, "False", "Inconclusive", report.summary)
+    ctx.actions.append(Notify("analysis", f"analysis #{entry.id} of {checkpoint}: {report.verdict}", checkpoint))
+    return entry
+
+
+# ---------------------------------------------------------------------------------------------- entry point
+
+
+def reconcile(
+    spec: ModelRolloutSpec,
+    status: ModelRolloutStatus | None,
+    *,
+    generation: int,
+    world: World,
+    now: datetime,
+    gate_user: str | None = None,
+) -> Decision:
+    ctx = _Ctx(spec, status or ModelRolloutStatus(), generation, now)
+    s = ctx.s
+    s.observed_generation = generation
+    if _references_broken(ctx, world):
+        return Decision(ctx.s, ctx.actions, ctx.requeue)
+    assert world.target is not None
+
+    if s.stable_checkpoint is None:
+        # First sight: whatever the target serves now is the stable, known-good checkpoint.
+        s.stable_checkpoint = world.target.checkpoint
+        s.last_good_checkpoints = _push_front(s.last_good_checkpoints, world.target.checkpoint or "", LAST_GOOD_LIMIT)
+        s.phase = "Idle"
+
+    _apply_gate(ctx, world)
+
+    if s.phase in ("Progressing", "Paused") and s.canary_checkpoint:
+        _progress(ctx, world)
+    elif s.phase == "Promoted" and s.post_promotion_until:
+        _watch_after_promotion(ctx, world)
+        if s.phase == "Promoted" and not s.post_promotion_until:
+            _maybe_start(ctx, world)
+    else:
+        _maybe_start(ctx, world)
+    return Decision(ctx.s, ctx.actions, ctx.requeue)
+
+
+def _references_broken(ctx: _Ctx, world: World) -> bool:
+    problem, reason = None, ""
+    if world.target is None:
+        problem, reason = f"Deployment {ctx.spec.target_ref.name!r} not found", "TargetNotFound"
+    elif world.target.error:
+        problem, reason = world.target.error, "CheckpointFieldNotFound"
+    elif world.baseline_error:
+        problem, reason = world.baseline_error, "BaselineNotFound"
+    if problem is None:
+        ctx.condition(cond.READY, "True", "ReferencesResolved", "target, checkpoint field and baseline resolve")
+        return False
+    previous = cond.get_condition(ctx.s.conditions, cond.READY)
+    if previous is None or previous.status != "False" or previous.reason != reason:
+        ctx.event(reason, problem, warning=True)
+    ctx.condition(cond.READY, "False", reason, problem)
+    ctx.s.message = problem
+    # Back off while broken; the watch wakes the operator as soon as the object or its references change.
+    since = parse_ts(previous.last_transition_time) if previous and previous.status == "False" else ctx.now
+    broken_for = (ctx.now - (since or ctx.now)).total_seconds()
+    ctx.requeue = min(ERROR_REQUEUE_MAX, max(2.0, broken_for / 2))
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- gates
+
+
+def _apply_gate(ctx: _Ctx, world: World) -> None:
+    s = ctx.s
+    gate = s.gate
+    if gate is None:
+        return
+    s.gate = None
+    who = f" by {gate.requested_by}" if gate.requested_by else ""
+    if gate.action == "retry":
+        target = gate.checkpoint or ctx.spec.checkpoint
+        s.rejected_checkpoints = [c for c in s.rejected_checkpoints or [] if c != target] or None
+        s.rolled_back_at = None  # an explicit retry skips the cooldown
+        ctx.event("RetryRequested", f"retry of {target} requested{who}")
+        ctx.soon()
+        return
+    running = s.phase in ("Progressing", "Paused") and s.canary_checkpoint is not None
+    if gate.checkpoint and running and gate.checkpoint != s.canary_checkpoint:
+        ctx.event("GateIgnored", f"{gate.action} for {gate.checkpoint} ignored: {s.canary_checkpoint} is rolling out")
+        return
+    if gate.action == "abort":
+        reason = f"aborted{who}" + (f": {gate.reason}" if gate.reason else "")
+        if running:
+            _rollback(ctx, "Aborted", reason)
+        elif s.phase == "Promoted" and s.post_promotion_until:
+            _revert(ctx, "Aborted", reason)
+        else:
+            ctx.event("GateIgnored", "abort ignored: no rollout in progress")
+        return
+    # promote: skip the current step (a pause, an analysis, a wait for data or a blocked warning).
+    if running and s.current_step is not None and s.current_step < len(ctx.spec.steps):
+        ctx.event("PromoteRequested", f"step {s.current_step} skipped{who}")
+        _advance(ctx, world)
+    else:
+        ctx.event("GateIgnored", "promote ignored: no step to skip")
+
+
+# ---------------------------------------------------------------------------------------------- start
+
+
+def _maybe_start(ctx: _Ctx, world: World) -> None:
+    s, spec = ctx.s, ctx.spec
+    assert world.target is not None
+    if world.canary is not None:
+        # A canary left over (e.g. the operator died mid-rollback): traffic belongs to stable.
+        ctx.actions.append(DeleteCanary())
+    if world.target.checkpoint != s.stable_checkpoint and s.stable_checkpoint:
+        # The operator owns the checkpoint field; put back the stable one (drift or an unfinished revert).
+        ctx.actions.append(SetTargetCheckpoint(s.stable_checkpoint))
+        ctx.event("CheckpointRestored", f"target set back to stable checkpoint {s.stable_checkpoint}")
+        ctx.soon(2.0)
+    desired = spec.checkpoint
+    if desired == s.stable_checkpoint:
+        if s.phase not in ("Promoted", "Idle"):
+            s.phase = "Idle"
+        s.message = f"serving {s.stable_checkpoint}"
+        ctx.condition(cond.PROGRESSING, "False", "Idle", f"serving {s.stable_checkpoint}")
+        ctx.condition(cond.PAUSED, "False", "NotPaused", "")
+        return
+    if desired in (s.rejected_checkpoints or []):
+        s.message = f"{desired} was rejected; run `modelratchet retry` to roll it out again"
+        ctx.condition(cond.PROGRESSING, "False", "CheckpointRejected", s.message)
+        return
+    rolled_back = parse_ts(s.rolled_back_at)
+    cooldown = _secs(spec.cooldown)
+    if rolled_back and cooldown and ctx.now < rolled_back + timedelta(seconds=cooldown):
+        remaining = (rolled_back + timedelta(seconds=cooldown) - ctx.now).total_seconds()
+        s.message = f"cooling down after a rollback; {desired} starts in {math.ceil(remaining)}s"
+        ctx.condition(cond.PROGRESSING, "False", "CoolingDown", s.message)
+        ctx.soon(remaining)
+        return
+    _start(ctx, world, desired)
+
+
+def _start(ctx: _Ctx, world: World, checkpoint: str) -> None:
+    s = ctx.s
+    s.phase = "Progressing"
+    s.canary_checkpoint = checkpoint
+    s.current_step = 0
+    s.canary_weight = 0
+    s.rollout_started_at = ctx.now_s
+    s.step_started_at = ctx.now_s
+    s.post_promotion_until = None
+    _reset_rollout_counters(s)
+    s.message = f"rolling out {checkpoint} (stable {s.stable_checkpoint})"
+    ctx.condition(cond.PROGRESSING, "True", "RolloutStarted", s.message)
+    ctx.condition(cond.PROMOTED, "False", "RolloutInProgress", f"{checkpoint} is being rolled out")
+    ctx.condition(cond.ROLLED_BACK, "False", "RolloutInProgress", "")
+    ctx.event("RolloutStarted", s.message)
+    ctx.actions.append(Notify("started", s.message, checkpoint))
+    _run_step(ctx, world)
+
+
+# ---------------------------------------------------------------------------------------------- progress
+
+
+def _progress(ctx: _Ctx, world: World) -> None:
+    s, spec = ctx.s, ctx.spec
+    if spec.checkpoint != s.canary_checkpoint:
+        # The desired checkpoint moved on mid-rollout: drop this canary (not rejected) and start over.
+        old = s.canary_checkpoint
+        ctx.actions.append(DeleteCanary())
+        ctx.event("RolloutSuperseded", f"{old} superseded by {spec.checkpoint}")
+        s.canary_checkpoint = None
+        s.canary_weight = 0
+        s.current_step = None
+        s.phase = "Idle"
+        _maybe_start(ctx, world)
+        return
+    _run_step(ctx, world)
+
+
+def _step(ctx: _Ctx) -> Step | None:
+    i = ctx.s.current_step
+    return ctx.spec.steps[i] if i is not None and i < len(ctx.spec.steps) else None
+
+
+def _run_step(ctx: _Ctx, world: World) -> None:
+    """Drive the current step; may advance through several instant steps in one reconcile."""
+    for _ in range(len(ctx.spec.steps) + 1):
+        before = ctx.s.current_step
+        if ctx.s.phase not in ("Progressing", "Paused") or ctx.s.canary_checkpoint is None:
+            return
+        step = _step(ctx)
+        if step is None:
+            _promote(ctx, world)
+            return
+        if step.set_weight is not None:
+            _set_weight(ctx, world, step.set_weight)
+        elif step.pause is not None:
+            _pause(ctx, world, step)
+        elif step.analyze is not None:
+            _analyze(ctx, world, step)
+        if ctx.s.current_step == before:
+            return
+
+
+def _advance(ctx: _Ctx, world: World) -> None:
+    s = ctx.s
+    s.current_step = (s.current_step or 0) + 1
+    s.step_started_at = ctx.now_s
+    s.phase = "Progressing"
+    s.analysis_count = 0
+    ctx.condition(cond.PAUSED, "False", "NotPaused", "")
+    if s.current_step < len(ctx.spec.steps):
+        message = f"step {s.current_step}: {_describe(ctx.spec.steps[s.current_step])}"
+        s.message = message
+        ctx.condition(cond.PROGRESSING, "True", "StepAdvanced", message)
+        ctx.event("StepReached", message)
+        ctx.actions.append(Notify("stepReached", message, s.canary_checkpoint))
+    ctx.soon()
+
+
+def _describe(step: Step) -> str:
+    if step.set_weight is not None:
+        return f"setWeight {step.set_weight}"
+    if step.analyze is not None:
+        return f"analyze for {step.analyze.duration}"
+    if step.pause is not None and step.pause.duration:
+        return f"pause for {step.pause.duration}"
+    return "pause until promoted"
+
+
+def _set_weight(ctx: _Ctx, world: World, weight: int) -> None:
+    s = ctx.s
+    assert world.target is not None and s.canary_checkpoint is not None
+    replicas = canary_replicas(weight, world.target.replicas)
+    s.canary_weight = weight
+    ctx.actions.append(EnsureCanary(s.canary_checkpoint, replicas))
+    canary = world.canary
+    ready = canary is not None and canary.checkpoint == s.canary_checkpoint and canary.ready_replicas >= replicas
+    if canary is not None and canary.replicas == replicas and ready:
+        _advance(ctx, world)
+    else:
+        s.message = f"waiting for {replicas} canary pod(s) of {s.canary_checkpoint} to be ready"
+        ctx.soon()
+
+
+def _pause(ctx: _Ctx, world: World, step: Step) -> None:
+    s = ctx.s
+    assert step.pause is not None
+    if step.pause.duration is None:
+        if s.phase != "Paused":
+            s.phase = "Paused"
+            s.message = f"paused at step {s.current_step}: `modelratchet promote` to continue, `abort` to roll back"
+            ctx.condition(cond.PAUSED, "True", "ManualGate", s.message)
+            ctx.event("Paused", s.message)
+            ctx.actions.append(Notify("paused", s.message, s.canary_checkpoint))
+        return
+    started = parse_ts(s.step_started_at) or ctx.now
+    end = started + timedelta(seconds=_secs(step.pause.duration))
+    if ctx.now >= end:
+        _advance(ctx, world)
+        return
+    if s.phase != "Paused":
+        s.phase = "Paused"
+        s.message = f"paused at step {s.current_step} until {ts(end)}"
+        ctx.condition(cond.PAUSED, "True", "TimedPause", s.message)
+        ctx.event("Paused", s.message)
+        ctx.actions.append(Notify("paused", s.message, s.canary_checkpoint))
+    ctx.soon((end - ctx.now).total_seconds())
+
+
+def _analyze(ctx: _Ctx, world: World, step: Step) -> None:
+    s, policy = ctx.s, ctx.spec.analysis
+    assert step.analyze is not None
+    report = world.analysis
+    request = analysis_due(ctx.spec, s, ctx.now)
+    started = parse_ts(s.step_started_at) or ctx.now
+    end = started + timedelta(seconds=_secs(step.analyze.duration))
+    if report is not None and request is not None and request.stage == "canary":
+        _record(ctx, report, s.canary_checkpoint or "", "canary", s.current_step)
+        verdict = report.verdict
+        if verdict == "warning":
+            s.consecutive_warnings = (s.consecutive_warnings or 0) + 1
+            if policy.escalate_after and s.consecutive_warnings >= policy.escalate_after:
+                verdict = "failed"
+                report_msg = f"{s.consecutive_warnings} consecutive warnings escalated to critical"
+                ctx.event("WarningEscalated", report_msg, warning=True)
+        elif verdict == "passed":
+            s.consecutive_warnings = 0
+        if verdict == "failed":
+            s.failed_analyses = (s.failed_analyses or 0) + 1
+            s.first_failure_at = s.first_failure_at or ctx.now_s
+            if s.failed_analyses > policy.failure_limit:
+                _rollback(ctx, "AnalysisFailed", f"analysis failed: {report.summary}")
+                return
+        elif verdict == "inconclusive" and (not report.pending or ctx.now >= end):
+            # A judge still asking for samples after the step's duration is as good as no data.
+            s.inconclusive_analyses = (s.inconclusive_analyses or 0) + 1
+            if s.inconclusive_analyses > policy.inconclusive_limit:
+                if policy.on_inconclusive == "rollback":
+                    _rollback(ctx, "InconclusiveLimit", f"no conclusive data: {report.summary}")
+                    return
+                if policy.on_inconclusive == "hold":
+                    if s.phase != "Paused":
+                        s.phase = "Paused"
+                        s.message = f"holding: waiting for data ({report.summary})"
+                        ctx.condition(cond.PAUSED, "True", "WaitingForData", s.message)
+                        ctx.event("WaitingForData", s.message, warning=True)
+                        ctx.actions.append(Notify("paused", s.message, s.canary_checkpoint))
+                    ctx.soon()
+                    return
+                # proceed: fail open, but say so.
+                ctx.event("InconclusiveProceeding", f"proceeding without conclusive data: {report.summary}", True)
+        elif verdict in ("passed", "warning") and s.phase == "Paused":
+            # Data came back (hold) — resume.
+            held = cond.get_condition(s.conditions, cond.PAUSED)
+            if held and held.reason == "WaitingForData":
+                s.phase = "Progressing"
+                s.inconclusive_analyses = 0
+                ctx.condition(cond.PAUSED, "False", "DataReturned", "analysis has data again")
+                ctx.event("Resumed", "data returned; analysis resumed")
+        if verdict == "warning" and policy.warning_policy == "block":
+            blocked = cond.get_condition(s.conditions, cond.PAUSED)
+            if s.phase != "Paused" or blocked is None or blocked.reason != "WarningBlocked":
+                s.phase = "Paused"
+                s.message = (
+                    f"blocked by a warning: {report.summary}; `modelratchet promote` to accept, `abort` to reject"
+                )
+                ctx.condition(cond.PAUSED, "True", "WarningBlocked", s.message)
+                ctx.event("WarningBlocked", s.message, warning=True)
+                ctx.actions.append(Notify("paused", s.message, s.canary_checkpoint))
+            ctx.soon()
+            return
+        if verdict == "passed" and report.decided and report.verdict == "passed":
+            ctx.event("AnalysisDecided", f"every judge decided pass after {s.analysis_count} look(s)")
+            _advance(ctx, world)
+            return
+    if s.phase == "Paused":
+        ctx.soon()
+        return
+    acceptable = s.last_verdict in ("passed", "warning") or (
+        s.last_verdict == "inconclusive" and policy.on_inconclusive == "proceed"
+    )
+    if ctx.now >= end and (s.analysis_count or 0) > 0 and acceptable:
+        _advance(ctx, world)
+        return
+    s.message = f"analyzing {s.canary_checkpoint} at step {s.current_step} ({s.analysis_count or 0} analyses)"
+    ctx.condition(cond.PROGRESSING, "True", "Analyzing", s.message)
+    ctx.soon()
+
+
+# ---------------------------------------------------------------------------------------------- endings
+
+
+def _promote(ctx: _Ctx, world: World) -> None:
+    s = ctx.s
+    assert world.target is not None and s.canary_checkpoint is not None
+    candidate = s.canary_checkpoint
+    ctx.actions.append(SetTargetCheckpoint(candidate))
+    if not (world.target.checkpoint == candidate and world.target.available):
+        s.message = f"promoting {candidate}: waiting for the target to become Available"
+        ctx.condition(cond.PROGRESSING, "True", "Promoting", s.message)
+        ctx.soon()
+        return
+    ctx.actions.append(DeleteCanary())
+    previous = s.stable_checkpoint
+    s.previous_checkpoint = previous
+    s.stable_checkpoint = candidate
+    s.last_good_checkpoints = _push_front(s.last_good_checkpoints, candidate, LAST_GOOD_LIMIT)
+    s.canary_checkpoint = None
+    s.canary_weight = 0
+    s.current_step = None
+    s.phase = "Promoted"
+    s.promoted_at = ctx.now_s
+    s.analysis_count = 0
+    s.failed_analyses = 0
+    s.inconclusive_analyses = 0
+    watch = _secs(ctx.spec.post_promotion.watch if ctx.spec.post_promotion else None)
+    s.post_promotion_until = ts(ctx.now + timedelta(seconds=watch)) if watch else None
+    s.message = f"promoted {candidate} (was {previous})"
+    if watch:
+        s.message += f"; watching until {s.post_promotion_until}"
+        ctx.soon()
+    ctx.condition(cond.PROGRESSING, "False", "Promoted", s.message)
+    ctx.condition(cond.PAUSED, "False", "NotPaused", "")
+    ctx.condition(cond.PROMOTED, "True", "Promoted", s.message)
+    ctx.event("Promoted", s.message)
+    ctx.actions.append(Notify("promoted", s.message, candidate))
+
+
+def _rollback(ctx: _Ctx, reason: str, message: str) -> None:
+    s = ctx.s
+    candidate = s.canary_checkpoint or ""
+    ctx.actions.append(DeleteCanary())
+    s.rejected_checkpoints = _push_front(s.rejected_checkpoints, candidate, REJECTED_LIMIT)
+    s.phase = "RolledBack"
+    s.rolled_back_at = ctx.now_s
+    s.canary_checkpoint = None
+    s.canary_weight = 0
+    s.current_step = None
+    text = f"rolled back {candidate}, serving {s.stable_checkpoint}: {message}"
+    s.message = text
+    ctx.condition(cond.PROGRESSING, "False", reason, text)
+    ctx.condition(cond.PAUSED, "False", "NotPaused", "")
+    ctx.condition(cond.ROLLED_BACK, "True", reason, text)
+    ctx.condition(cond.PROMOTED, "False", reason, text)
+    ctx.event("RolledBack", text, warning=True)
+    ctx.actions.append(Notify("rolledBack", text, candidate))
+    ctx.soon()
+
+
+def _revert(ctx: _Ctx, reason: str, message: str) -> None:
+    """After promotion: put the previous good checkpoint back into the target."""
+    s = ctx.s
+    bad = s.stable_checkpoint or ""
+    previous = s.previous_checkpoint or next((c for c in s.last_good_checkpoints or [] if c != bad), None)
+    if previous is None:
+        ctx.event("RevertImpossible", f"{bad} regressed but no earlier good checkpoint is known", warning=True)
+        s.post_promotion_until = None
+        return
+    ctx.actions.append(SetTargetCheckpoint(previous))
+    s.rejected_checkpoints = _push_front(s.rejected_checkpoints, bad, REJECTED_LIMIT)
+    s.last_good_checkpoints = [c for c in s.last_good_checkpoints or [] if c != bad] or None
+    s.stable_checkpoint = previous
+    s.previous_checkpoint = None
+    s.post_promotion_until = None
+    s.phase = "RolledBack"
+    s.rolled_back_at = ctx.now_s
+    text = f"reverted {bad} to {previous}: {message}"
+    s.message = text
+    ctx.condition(cond.PROMOTED, "False", reason, text)
+    ctx.condition(cond.ROLLED_BACK, "True", reason, text)
+    ctx.event("Reverted", text, warning=True)
+    ctx.actions.append(Notify("reverted", text, bad))
+    ctx.soon()
+
+
+def _watch_after_promotion(ctx: _Ctx, world: World) -> None:
+    s, policy = ctx.s, ctx.spec.analysis
+    if ctx.spec.checkpoint != s.stable_checkpoint:
+        # A new checkpoint was asked for: the watch ends, the next rollout judges from here.
+        s.post_promotion_until = None
+        return
+    until = parse_ts(s.post_promotion_until)
+    report = world.analysis
+    request = analysis_due(ctx.spec, s, ctx.now)
+    if report is not None and request is not None and request.stage == "postPromotion":
+        _record(ctx, report, s.stable_checkpoint or "", "postPromotion", None)
+        if report.verdict == "failed":
+            s.failed_analyses = (s.failed_analyses or 0) + 1
+            if s.failed_analyses > policy.failure_limit:
+                _revert(ctx, "PostPromotionRegression", f"regressed after promotion: {report.summary}")
+                return
+        elif report.verdict == "inconclusive" and not report.pending:
+            s.inconclusive_analyses = (s.inconclusive_analyses or 0) + 1
+            if s.inconclusive_analyses > policy.inconclusive_limit and policy.on_inconclusive == "rollback":
+                _revert(ctx, "InconclusiveLimit", f"no conclusive data after promotion: {report.summary}")
+                return
+    if until is not None and ctx.now >= until:
+        s.post_promotion_until = None
+        s.message = f"serving {s.stable_checkpoint}; post-promotion watch passed"
+        ctx.event("WatchCompleted", s.message)
+        return
+    ctx.soon()

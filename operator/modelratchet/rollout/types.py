@@ -1,0 +1,107 @@
+"""Plain data passed into and out of the rollout state machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from modelratchet.api.baseline import Verdict
+from modelratchet.api.rollout import MetricResult
+
+Stage = Literal["canary", "postPromotion"]
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """What the shell saw of the target Deployment."""
+
+    checkpoint: str | None  # the checkpoint in its pod template; None when the field is missing
+    replicas: int  # spec.replicas (left alone: an HPA or GitOps may own it)
+    ready_replicas: int = 0
+    available: bool = False  # the rollout of its current template is complete and Available
+    error: str | None = None  # e.g. container "server" not found
+
+
+@dataclass(frozen=True)
+class CanaryState:
+    """What the shell saw of the `<target>-canary` Deployment."""
+
+    checkpoint: str | None
+    replicas: int
+    ready_replicas: int = 0
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """The core asks the shell to measure and judge a checkpoint."""
+
+    stage: Stage
+    checkpoint: str
+    stable_checkpoint: str | None
+    window_seconds: float  # since the canary started receiving traffic (or since promotion)
+    interval_seconds: float
+    look: int
+    max_looks: int
+    # Post-promotion: live baselines come from what the stable checkpoint measured during the canary.
+    recorded_baselines: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AnalysisReport:
+    """The judged result of one analysis, as the shell hands it back."""
+
+    verdict: Verdict
+    metrics: list[MetricResult]
+    summary: str
+    pending: bool = False  # a statistical judge needs more samples
+    decided: bool = False  # every metric reached a final pass/fail decision
+    problems: list[str] = field(default_factory=list)  # query problems, for a condition
+
+
+@dataclass(frozen=True)
+class World:
+    """Everything observed this tick."""
+
+    target: TargetState | None  # None: the Deployment does not exist
+    canary: CanaryState | None  # None: no canary Deployment
+    baseline_error: str | None = None  # e.g. ModelBaseline "x" not found / invalid
+    analysis: AnalysisReport | None = None  # present when the shell ran the requested analysis
+
+
+# Actions the shell applies, in order, before it writes the new status.
+
+
+@dataclass(frozen=True)
+class EnsureCanary:
+    checkpoint: str
+    replicas: int
+
+
+@dataclass(frozen=True)
+class DeleteCanary:
+    pass
+
+
+@dataclass(frozen=True)
+class SetTargetCheckpoint:
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class EmitEvent:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+NotificationKind = Literal["started", "stepReached", "paused", "promoted", "rolledBack", "reverted", "analysis"]
+
+
+@dataclass(frozen=True)
+class Notify:
+    kind: NotificationKind
+    message: str
+    checkpoint: str | None = None
+
+
+Action = EnsureCanary | DeleteCanary | SetTargetCheckpoint | EmitEvent | Notify
