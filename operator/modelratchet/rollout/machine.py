@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from modelratchet.api.common import parse_duration
 from modelratchet.api.rollout import HistoryEntry, ModelRolloutSpec, ModelRolloutStatus, Step
@@ -43,12 +43,18 @@ class Decision:
     requeue_after: float = IDLE_REQUEUE
 
 
+def _utc(t: datetime) -> datetime:
+    """Naive datetimes are taken as UTC; aware ones are converted to UTC."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
 def ts(t: datetime) -> str:
+    t = _utc(t)
     return t.strftime("%Y-%m-%dT%H:%M:%SZ") if t.microsecond == 0 else t.isoformat().replace("+00:00", "Z")
 
 
 def parse_ts(text: str | None) -> datetime | None:
-    return None if not text else datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return None if not text else _utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 def _secs(d: str | None) -> float:
@@ -62,8 +68,8 @@ class _Ctx:
         self.spec = spec
         self.s = status.model_copy(deep=True)
         self.generation = generation
-        self.now = now
-        self.now_s = ts(now)
+        self.now = _utc(now)
+        self.now_s = ts(self.now)
         self.actions: list[Action] = []
         self.requeue = IDLE_REQUEUE
 
@@ -77,6 +83,14 @@ class _Ctx:
 
     def soon(self, seconds: float = BUSY_REQUEUE) -> None:
         self.requeue = min(self.requeue, max(seconds, 0.2))
+
+    def act(self, action: Action) -> None:
+        """Queue a world-changing action once per reconcile (several paths may ask for the same one)."""
+        if action not in self.actions:
+            self.actions.append(action)
+
+    def canary_deleted(self) -> bool:
+        return DeleteCanary() in self.actions
 
 
 def _reset_rollout_counters(s: ModelRolloutStatus) -> None:
@@ -97,6 +111,7 @@ def _push_front(items: list[str] | None, value: str, limit: int) -> list[str]:
 
 def analysis_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) -> AnalysisRequest | None:
     """Whether an analysis should run now, and of what. The shell measures and passes the report back."""
+    now = _utc(now)
     interval = _secs(spec.analysis.interval)
     last = parse_ts(status.last_analysis_at)
     if status.phase in ("Progressing", "Paused") and status.canary_checkpoint and status.current_step is not None:
@@ -142,6 +157,13 @@ def analysis_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: dateti
     return None
 
 
+def _next_analysis_in(spec: ModelRolloutSpec, status: ModelRolloutStatus, since: datetime, now: datetime) -> float:
+    """Seconds until analysis_due next asks for an analysis (<= 0: due now)."""
+    last = parse_ts(status.last_analysis_at)
+    reference = last if last and last >= since else since
+    return (reference + timedelta(seconds=_secs(spec.analysis.interval)) - now).total_seconds()
+
+
 def _recorded_baselines(status: ModelRolloutStatus) -> dict[str, float]:
     """Baseline values the stable checkpoint showed during the last canary analysis of this checkpoint."""
     for entry in status.history or []:
@@ -153,7 +175,7 @@ def _recorded_baselines(status: ModelRolloutStatus) -> dict[str, float]:
 def _record(ctx: _Ctx, report: AnalysisReport, checkpoint: str, stage: str, step: int | None) -> HistoryEntry:
     s = ctx.s
     entry = HistoryEntry(
-        id=(s.last_history_id or 0) + 1,
+        id=max(s.last_history_id or 0, *(h.id for h in s.history or []), 0) + 1,
         time=ctx.now_s,
         checkpoint=checkpoint,
         step=step,
@@ -198,10 +220,12 @@ def reconcile(
         return Decision(ctx.s, ctx.actions, ctx.requeue)
     assert world.target is not None
 
-    if s.stable_checkpoint is None:
-        # First sight: whatever the target serves now is the stable, known-good checkpoint.
+    if s.stable_checkpoint is None and s.canary_checkpoint is None and s.phase in (None, "Idle"):
+        # First sight: whatever the target serves now is the stable, known-good checkpoint. (A target without a
+        # checkpoint yet leaves it None: the first rollout then starts from nothing, and must not restart each tick.)
         s.stable_checkpoint = world.target.checkpoint
-        s.last_good_checkpoints = _push_front(s.last_good_checkpoints, world.target.checkpoint or "", LAST_GOOD_LIMIT)
+        if world.target.checkpoint:
+            s.last_good_checkpoints = _push_front(s.last_good_checkpoints, world.target.checkpoint, LAST_GOOD_LIMIT)
         s.phase = "Idle"
 
     _apply_gate(ctx, world)
@@ -214,6 +238,8 @@ def reconcile(
             _maybe_start(ctx, world)
     else:
         _maybe_start(ctx, world)
+    if s.history and len(s.history) > spec.history_limit:
+        s.history = s.history[: spec.history_limit]  # historyLimit was lowered
     return Decision(ctx.s, ctx.actions, ctx.requeue)
 
 
@@ -224,11 +250,16 @@ def _references_broken(ctx: _Ctx, world: World) -> bool:
     elif world.target.error:
         problem, reason = world.target.error, "CheckpointFieldNotFound"
     elif world.baseline_error:
-        problem, reason = world.baseline_error, "BaselineNotFound"
+        problem, reason = world.baseline_error, world.baseline_reason
+    previous = cond.get_condition(ctx.s.conditions, cond.READY)
     if problem is None:
+        if previous is not None and previous.status == "False":
+            ctx.event("ReferencesResolved", f"{previous.reason} resolved; resuming")
+            if ctx.s.message == previous.message:
+                # Waiting states set their message only when entered; put theirs back instead of the stale problem.
+                ctx.s.message = _phase_message(ctx.s)
         ctx.condition(cond.READY, "True", "ReferencesResolved", "target, checkpoint field and baseline resolve")
         return False
-    previous = cond.get_condition(ctx.s.conditions, cond.READY)
     if previous is None or previous.status != "False" or previous.reason != reason:
         ctx.event(reason, problem, warning=True)
     ctx.condition(cond.READY, "False", reason, problem)
@@ -238,6 +269,17 @@ def _references_broken(ctx: _Ctx, world: World) -> bool:
     broken_for = (ctx.now - (since or ctx.now)).total_seconds()
     ctx.requeue = min(ERROR_REQUEUE_MAX, max(2.0, broken_for / 2))
     return True
+
+
+def _phase_message(s: ModelRolloutStatus) -> str | None:
+    type_ = {
+        "Progressing": cond.PROGRESSING,
+        "Paused": cond.PAUSED,
+        "Promoted": cond.PROMOTED,
+        "RolledBack": cond.ROLLED_BACK,
+    }.get(s.phase or "")
+    c = cond.get_condition(s.conditions, type_) if type_ else None
+    return c.message if c and c.message else None
 
 
 # ---------------------------------------------------------------------------------------------- gates
@@ -258,14 +300,18 @@ def _apply_gate(ctx: _Ctx, world: World) -> None:
         ctx.soon()
         return
     running = s.phase in ("Progressing", "Paused") and s.canary_checkpoint is not None
+    watching = s.phase == "Promoted" and bool(s.post_promotion_until)
     if gate.checkpoint and running and gate.checkpoint != s.canary_checkpoint:
         ctx.event("GateIgnored", f"{gate.action} for {gate.checkpoint} ignored: {s.canary_checkpoint} is rolling out")
+        return
+    if gate.checkpoint and watching and gate.checkpoint != s.stable_checkpoint:
+        ctx.event("GateIgnored", f"{gate.action} for {gate.checkpoint} ignored: {s.stable_checkpoint} is watched")
         return
     if gate.action == "abort":
         reason = f"aborted{who}" + (f": {gate.reason}" if gate.reason else "")
         if running:
             _rollback(ctx, "Aborted", reason)
-        elif s.phase == "Promoted" and s.post_promotion_until:
+        elif watching:
             _revert(ctx, "Aborted", reason)
         else:
             ctx.event("GateIgnored", "abort ignored: no rollout in progress")
@@ -286,10 +332,11 @@ def _maybe_start(ctx: _Ctx, world: World) -> None:
     assert world.target is not None
     if world.canary is not None:
         # A canary left over (e.g. the operator died mid-rollback): traffic belongs to stable.
-        ctx.actions.append(DeleteCanary())
-    if world.target.checkpoint != s.stable_checkpoint and s.stable_checkpoint:
+        ctx.act(DeleteCanary())
+    restore = SetTargetCheckpoint(s.stable_checkpoint) if s.stable_checkpoint else None
+    if restore is not None and world.target.checkpoint != s.stable_checkpoint and restore not in ctx.actions:
         # The operator owns the checkpoint field; put back the stable one (drift or an unfinished revert).
-        ctx.actions.append(SetTargetCheckpoint(s.stable_checkpoint))
+        ctx.act(restore)
         ctx.event("CheckpointRestored", f"target set back to stable checkpoint {s.stable_checkpoint}")
         ctx.soon(2.0)
     desired = spec.checkpoint
@@ -342,7 +389,7 @@ def _progress(ctx: _Ctx, world: World) -> None:
     if spec.checkpoint != s.canary_checkpoint:
         # The desired checkpoint moved on mid-rollout: drop this canary (not rejected) and start over.
         old = s.canary_checkpoint
-        ctx.actions.append(DeleteCanary())
+        ctx.act(DeleteCanary())
         ctx.event("RolloutSuperseded", f"{old} superseded by {spec.checkpoint}")
         s.canary_checkpoint = None
         s.canary_weight = 0
@@ -375,7 +422,19 @@ def _run_step(ctx: _Ctx, world: World) -> None:
         elif step.analyze is not None:
             _analyze(ctx, world, step)
         if ctx.s.current_step == before:
+            if step.set_weight is None:
+                _keep_canary(ctx, world)
             return
+
+
+def _keep_canary(ctx: _Ctx, world: World) -> None:
+    """Level-based: while a step holds, keep the canary at its weight (recreated if lost, resized if the target
+    scaled), so an analysis never judges a canary that silently went away."""
+    s = ctx.s
+    if s.phase not in ("Progressing", "Paused") or not s.canary_checkpoint or not s.canary_weight:
+        return
+    assert world.target is not None
+    ctx.act(EnsureCanary(s.canary_checkpoint, canary_replicas(s.canary_weight, world.target.replicas)))
 
 
 def _advance(ctx: _Ctx, world: World) -> None:
@@ -409,8 +468,9 @@ def _set_weight(ctx: _Ctx, world: World, weight: int) -> None:
     assert world.target is not None and s.canary_checkpoint is not None
     replicas = canary_replicas(weight, world.target.replicas)
     s.canary_weight = weight
-    ctx.actions.append(EnsureCanary(s.canary_checkpoint, replicas))
-    canary = world.canary
+    ctx.act(EnsureCanary(s.canary_checkpoint, replicas))
+    # A canary deleted earlier in this reconcile (a leftover, a superseded one) is not the one we are waiting for.
+    canary = None if ctx.canary_deleted() else world.canary
     ready = canary is not None and canary.checkpoint == s.canary_checkpoint and canary.ready_replicas >= replicas
     if canary is not None and canary.replicas == replicas and ready:
         _advance(ctx, world)
@@ -453,15 +513,7 @@ def _analyze(ctx: _Ctx, world: World, step: Step) -> None:
     end = started + timedelta(seconds=_secs(step.analyze.duration))
     if report is not None and request is not None and request.stage == "canary":
         _record(ctx, report, s.canary_checkpoint or "", "canary", s.current_step)
-        verdict = report.verdict
-        if verdict == "warning":
-            s.consecutive_warnings = (s.consecutive_warnings or 0) + 1
-            if policy.escalate_after and s.consecutive_warnings >= policy.escalate_after:
-                verdict = "failed"
-                report_msg = f"{s.consecutive_warnings} consecutive warnings escalated to critical"
-                ctx.event("WarningEscalated", report_msg, warning=True)
-        elif verdict == "passed":
-            s.consecutive_warnings = 0
+        verdict = _escalate(ctx, report)
         if verdict == "failed":
             s.failed_analyses = (s.failed_analyses or 0) + 1
             s.first_failure_at = s.first_failure_at or ctx.now_s
@@ -482,7 +534,7 @@ def _analyze(ctx: _Ctx, world: World, step: Step) -> None:
                         ctx.condition(cond.PAUSED, "True", "WaitingForData", s.message)
                         ctx.event("WaitingForData", s.message, warning=True)
                         ctx.actions.append(Notify("paused", s.message, s.canary_checkpoint))
-                    ctx.soon()
+                    _soon_for_analysis(ctx, started, end)
                     return
                 # proceed: fail open, but say so.
                 ctx.event("InconclusiveProceeding", f"proceeding without conclusive data: {report.summary}", True)
@@ -504,24 +556,52 @@ def _analyze(ctx: _Ctx, world: World, step: Step) -> None:
                 ctx.condition(cond.PAUSED, "True", "WarningBlocked", s.message)
                 ctx.event("WarningBlocked", s.message, warning=True)
                 ctx.actions.append(Notify("paused", s.message, s.canary_checkpoint))
-            ctx.soon()
+            _soon_for_analysis(ctx, started, end)
             return
         if verdict == "passed" and report.decided and report.verdict == "passed":
             ctx.event("AnalysisDecided", f"every judge decided pass after {s.analysis_count} look(s)")
             _advance(ctx, world)
             return
     if s.phase == "Paused":
-        ctx.soon()
+        _soon_for_analysis(ctx, started, end)
         return
+    # Fail open on missing data only past inconclusiveLimit (below it, keep looking, as the other policies do).
     acceptable = s.last_verdict in ("passed", "warning") or (
-        s.last_verdict == "inconclusive" and policy.on_inconclusive == "proceed"
+        s.last_verdict == "inconclusive"
+        and policy.on_inconclusive == "proceed"
+        and (s.inconclusive_analyses or 0) > policy.inconclusive_limit
     )
     if ctx.now >= end and (s.analysis_count or 0) > 0 and acceptable:
         _advance(ctx, world)
         return
     s.message = f"analyzing {s.canary_checkpoint} at step {s.current_step} ({s.analysis_count or 0} analyses)"
     ctx.condition(cond.PROGRESSING, "True", "Analyzing", s.message)
-    ctx.soon()
+    _soon_for_analysis(ctx, started, end)
+
+
+def _escalate(ctx: _Ctx, report: AnalysisReport) -> str:
+    """The verdict that counts: escalateAfter consecutive warnings count as failed."""
+    s, policy = ctx.s, ctx.spec.analysis
+    verdict: str = report.verdict
+    if verdict == "warning":
+        s.consecutive_warnings = (s.consecutive_warnings or 0) + 1
+        if policy.escalate_after and s.consecutive_warnings >= policy.escalate_after:
+            verdict = "failed"
+            s.last_verdict = "failed"  # so the step cannot end on it either
+            message = f"{s.consecutive_warnings} consecutive warnings escalated to critical"
+            ctx.condition(cond.ANALYSIS, "False", "WarningEscalated", message)
+            ctx.event("WarningEscalated", message, warning=True)
+    elif verdict == "passed":
+        s.consecutive_warnings = 0
+    return verdict
+
+
+def _soon_for_analysis(ctx: _Ctx, since: datetime, end: datetime | None) -> None:
+    """Wake up when the next analysis is due (or the step/watch ends), not in a busy loop."""
+    wait = _next_analysis_in(ctx.spec, ctx.s, since, ctx.now)
+    if end is not None and ctx.now < end:
+        wait = min(wait, (end - ctx.now).total_seconds())
+    ctx.soon(max(wait, BUSY_REQUEUE))
 
 
 # ---------------------------------------------------------------------------------------------- endings
@@ -531,13 +611,13 @@ def _promote(ctx: _Ctx, world: World) -> None:
     s = ctx.s
     assert world.target is not None and s.canary_checkpoint is not None
     candidate = s.canary_checkpoint
-    ctx.actions.append(SetTargetCheckpoint(candidate))
+    ctx.act(SetTargetCheckpoint(candidate))
     if not (world.target.checkpoint == candidate and world.target.available):
         s.message = f"promoting {candidate}: waiting for the target to become Available"
         ctx.condition(cond.PROGRESSING, "True", "Promoting", s.message)
         ctx.soon()
         return
-    ctx.actions.append(DeleteCanary())
+    ctx.act(DeleteCanary())
     previous = s.stable_checkpoint
     s.previous_checkpoint = previous
     s.stable_checkpoint = candidate
@@ -547,9 +627,7 @@ def _promote(ctx: _Ctx, world: World) -> None:
     s.current_step = None
     s.phase = "Promoted"
     s.promoted_at = ctx.now_s
-    s.analysis_count = 0
-    s.failed_analyses = 0
-    s.inconclusive_analyses = 0
+    _reset_rollout_counters(s)  # the post-promotion watch counts from zero
     watch = _secs(ctx.spec.post_promotion.watch if ctx.spec.post_promotion else None)
     s.post_promotion_until = ts(ctx.now + timedelta(seconds=watch)) if watch else None
     s.message = f"promoted {candidate} (was {previous})"
@@ -566,7 +644,7 @@ def _promote(ctx: _Ctx, world: World) -> None:
 def _rollback(ctx: _Ctx, reason: str, message: str) -> None:
     s = ctx.s
     candidate = s.canary_checkpoint or ""
-    ctx.actions.append(DeleteCanary())
+    ctx.act(DeleteCanary())
     s.rejected_checkpoints = _push_front(s.rejected_checkpoints, candidate, REJECTED_LIMIT)
     s.phase = "RolledBack"
     s.rolled_back_at = ctx.now_s
@@ -593,7 +671,7 @@ def _revert(ctx: _Ctx, reason: str, message: str) -> None:
         ctx.event("RevertImpossible", f"{bad} regressed but no earlier good checkpoint is known", warning=True)
         s.post_promotion_until = None
         return
-    ctx.actions.append(SetTargetCheckpoint(previous))
+    ctx.act(SetTargetCheckpoint(previous))
     s.rejected_checkpoints = _push_front(s.rejected_checkpoints, bad, REJECTED_LIMIT)
     s.last_good_checkpoints = [c for c in s.last_good_checkpoints or [] if c != bad] or None
     s.stable_checkpoint = previous
@@ -621,12 +699,14 @@ def _watch_after_promotion(ctx: _Ctx, world: World) -> None:
     request = analysis_due(ctx.spec, s, ctx.now)
     if report is not None and request is not None and request.stage == "postPromotion":
         _record(ctx, report, s.stable_checkpoint or "", "postPromotion", None)
-        if report.verdict == "failed":
+        verdict = _escalate(ctx, report)
+        if verdict == "failed":
             s.failed_analyses = (s.failed_analyses or 0) + 1
+            s.first_failure_at = s.first_failure_at or ctx.now_s
             if s.failed_analyses > policy.failure_limit:
                 _revert(ctx, "PostPromotionRegression", f"regressed after promotion: {report.summary}")
                 return
-        elif report.verdict == "inconclusive" and not report.pending:
+        elif verdict == "inconclusive" and not report.pending:
             s.inconclusive_analyses = (s.inconclusive_analyses or 0) + 1
             if s.inconclusive_analyses > policy.inconclusive_limit and policy.on_inconclusive == "rollback":
                 _revert(ctx, "InconclusiveLimit", f"no conclusive data after promotion: {report.summary}")
@@ -636,4 +716,4 @@ def _watch_after_promotion(ctx: _Ctx, world: World) -> None:
         s.message = f"serving {s.stable_checkpoint}; post-promotion watch passed"
         ctx.event("WatchCompleted", s.message)
         return
-    ctx.soon()
+    _soon_for_analysis(ctx, parse_ts(s.promoted_at) or ctx.now, until)

@@ -64,7 +64,8 @@ class World:
 
     target: TargetState | None  # None: the Deployment does not exist
     canary: CanaryState | None  # None: no canary Deployment
-    baseline_error: str | None = None  # e.g. ModelBaseline "x" not found / invalid
+    baseline_error: str | None = None  # e.g. ModelBaseline "x" not found / invalid / a query that does not parse
+    baseline_reason: str = "BaselineNotFound"  # CamelCase reason for baseline_error
     analysis: AnalysisReport | None = None  # present when the shell ran the requested analysis
 
 

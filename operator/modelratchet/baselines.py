@@ -1,0 +1,57 @@
+"""ModelBaseline status: metric count, which rollouts use it, and whether its spec is valid."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from kubernetes import client
+from pydantic import ValidationError
+
+from modelratchet.api.baseline import ModelBaselineSpec, ModelBaselineStatus
+from modelratchet.kube import resources as res
+from modelratchet.rollout.conditions import set_condition
+from modelratchet.rollout.machine import ts
+
+
+def baseline_status(obj: dict[str, Any], rollouts: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """The status a ModelBaseline should have (pure)."""
+    status = ModelBaselineStatus.model_validate(obj.get("status") or {})
+    name = obj["metadata"]["name"]
+    generation = int(obj["metadata"].get("generation", 1))
+    status.observed_generation = generation
+    status.used_by = (
+        sorted(
+            r["metadata"]["name"] for r in rollouts if (r.get("spec") or {}).get("baselineRef", {}).get("name") == name
+        )
+        or None
+    )
+    try:
+        spec = ModelBaselineSpec.model_validate(obj.get("spec") or {})
+        status.metric_count = len(spec.metrics)
+        ok: Literal["True", "False"] = "True"
+        reason, message = "Valid", f"{len(spec.metrics)} metrics"
+    except ValidationError as e:
+        first = e.errors()[0]
+        ok, reason = "False", "Invalid"
+        message = f"spec.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        status.metric_count = len((obj.get("spec") or {}).get("metrics") or [])
+    status.conditions = set_condition(
+        status.conditions or [], "Ready", ok, reason, message, now=ts(now), generation=generation
+    )
+    return status.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def reconcile_baseline(custom: client.CustomObjectsApi, namespace: str, name: str) -> float | None:
+    obj = res.get(custom, res.BASELINES, namespace, name)
+    if obj is None:
+        return None
+    rollouts = res.list_in(custom, res.ROLLOUTS, namespace)
+    new = baseline_status(obj, rollouts, datetime.now(UTC).replace(microsecond=0))
+    old = obj.get("status") or {}
+    # lastValidation is written by rollouts; keep whatever is newest on the server.
+    new.pop("lastValidation", None)
+    changed = {k: v for k, v in new.items() if old.get(k) != v}
+    if changed:
+        res.patch_status(custom, res.BASELINES, namespace, name, changed)
+    return 30.0

@@ -1,0 +1,97 @@
+"""The per-object scheduler: never overlapping, on time, and resilient to failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+
+from modelratchet.scheduler import Key, Scheduler
+
+
+def wait_until(predicate: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.01)
+    raise TimeoutError("condition not met")
+
+
+def test_one_object_never_runs_twice_at_once_and_pokes_while_running_rerun() -> None:
+    running: dict[Key, int] = defaultdict(int)
+    overlap = threading.Event()
+    runs: list[Key] = []
+    gate = threading.Event()
+
+    def work(key: Key) -> float | None:
+        running[key] += 1
+        if running[key] > 1:
+            overlap.set()
+        runs.append(key)
+        if len(runs) == 1:
+            gate.wait(2)
+        running[key] -= 1
+        return None  # forget after each run unless poked again
+
+    s = Scheduler(work, workers=4, max_interval=0.5)
+    s.start()
+    key: Key = ("rollout", "ns", "a")
+    s.poke(key)
+    wait_until(lambda: len(runs) == 1)
+    for _ in range(5):
+        s.poke(key)  # while running: marks it dirty, no parallel run
+    gate.set()
+    wait_until(lambda: len(runs) == 2)
+    time.sleep(0.2)
+    s.stop()
+    assert not overlap.is_set()
+    assert len(runs) == 2  # five pokes during a run collapse into exactly one re-run
+
+
+def test_requeue_delay_is_honoured_and_capped() -> None:
+    times: list[float] = []
+
+    def work(key: Key) -> float | None:
+        times.append(time.monotonic())
+        return 100.0 if len(times) < 3 else None  # capped to max_interval
+
+    s = Scheduler(work, max_interval=0.2)
+    s.start()
+    s.poke(("rollout", "ns", "a"))
+    wait_until(lambda: len(times) == 3)
+    s.stop()
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert all(0.15 <= g < 1.0 for g in gaps), gaps
+
+
+def test_a_failing_object_backs_off_and_others_keep_going() -> None:
+    counts: dict[str, int] = defaultdict(int)
+
+    def work(key: Key) -> float | None:
+        counts[key[2]] += 1
+        if key[2] == "bad":
+            raise RuntimeError("boom")
+        return 0.05
+
+    s = Scheduler(work, max_interval=0.05, backoff_max=0.4)
+    s.start()
+    s.poke(("rollout", "ns", "bad"))
+    s.poke(("rollout", "ns", "good"))
+    wait_until(lambda: counts["good"] >= 20)
+    s.stop()
+    # backoff 1s, 2s... capped at 0.4 s: far fewer attempts than the healthy object's looks.
+    assert 1 <= counts["bad"] < counts["good"] / 2
+
+
+def test_inactive_scheduler_does_no_work_until_leading() -> None:
+    counts: list[Key] = []
+    s = Scheduler(lambda k: counts.append(k) or None, max_interval=0.1)
+    s.active.clear()
+    s.start()
+    s.poke(("rollout", "ns", "a"))
+    time.sleep(0.3)
+    assert counts == []
+    s.active.set()
+    wait_until(lambda: len(counts) == 1, timeout=3)
+    s.stop()
