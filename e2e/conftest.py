@@ -1,0 +1,40 @@
+"""Fixtures of the end-to-end suite: the operator process and a serving scenario per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.harness.operator_proc import OperatorProcess
+from e2e.harness.scenario import V1, Scenario
+
+
+@pytest.fixture(scope="session")
+def operator(
+    local_cluster: Any,
+    crds: Any,
+    prometheus: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(Path(local_cluster.kubeconfig), prometheus.url, log_dir=tmp_path_factory.mktemp("operator"))
+    proc.start()
+    yield proc
+    print(f"\n[operator] rss {proc.rss_mib():.1f} MiB, peak {proc.peak_rss_mib():.1f} MiB (log {proc.log_path})")
+    proc.stop()
+
+
+@pytest.fixture
+def scenario(
+    kube_api: Any, namespace: str, prometheus: Any, operator: OperatorProcess, tmp_path: Path
+) -> Iterator[Scenario]:
+    sc = Scenario(kube_api, namespace, prometheus, model=f"digits-{namespace}", log_dir=tmp_path)
+    sc.start_servers()
+    sc.deploy_target(V1)
+    sc.start_traffic()
+    yield sc
+    sc.close()
+    if not operator.alive():
+        pytest.fail(f"the operator died:\n{operator.log_tail()}")

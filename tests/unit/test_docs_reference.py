@@ -1,0 +1,18 @@
+"""docs/crd-reference.md is generated from the models and must not go stale."""
+
+from __future__ import annotations
+
+from modelratchet.api.docs import default_path, render
+
+
+def test_committed_reference_is_current() -> None:
+    assert default_path().read_text() == render(), "stale: run `python -m modelratchet.api.docs`"
+
+
+def test_reference_documents_every_field_with_its_rules() -> None:
+    text = render()
+    assert "`spec.metrics[].threshold.tiers[].severity`" in text
+    assert "each: delta and ratio thresholds need a baseline" in text
+    assert "each: each step needs exactly one of setWeight, analyze or pause" in text
+    assert "`spec.steps[].setWeight` | integer |  | Percentage of ready pods" in text
+    assert "`status.history[].metrics[].classification`" in text
