@@ -26,7 +26,8 @@ def run_analysis(
     namespace: str,
     settings: PrometheusSettings,
     now: datetime,
-) -> tuple[AnalysisReport, ValidationResult]:
+) -> tuple[AnalysisReport, ValidationResult, list[str]]:
+    """Returns the report, the engine's result, and configuration errors (queries that do not parse)."""
     live = live_spec(spec)
     observed = provider.observe(
         live,
@@ -61,7 +62,8 @@ def run_analysis(
         decided=result.decided,
         problems=problems,
     )
-    return report, result
+    invalid = [f"{p.metric}: {p.message}" for p in observed.problems if p.kind == "invalid_query"]
+    return report, result, invalid
 
 
 def _as_inputs(values: Mapping[str, Observation]) -> dict[str, float | Observation | None]:

@@ -19,7 +19,7 @@ from modelratchet.api.rollout import ModelRolloutSpec, ModelRolloutStatus, Notif
 from modelratchet.gates import ValidationResult
 from modelratchet.kube import deployments as deps
 from modelratchet.kube import resources as res
-from modelratchet.kube.secrets import prometheus_settings_for
+from modelratchet.kube.secrets import SecretError, prometheus_settings_for
 from modelratchet.metrics.provider import MetricsProvider
 from modelratchet.rollout import (
     AnalysisReport,
@@ -131,10 +131,17 @@ class Reconciler:
         request = analysis_due(spec, status, now)
         refs_ok = target is not None and not target.error and baseline is not None
         if request is not None and refs_ok and baseline is not None:
-            prom = prometheus_settings_for(self.core, self.settings, baseline, namespace)
-            report, result = run_analysis(self.provider, baseline, request, namespace=namespace, settings=prom, now=now)
-            invalid = [p for p in report.problems if "invalid PromQL" in p or "invalid_query" in p]
-            if invalid:
+            try:
+                prom = prometheus_settings_for(self.core, self.settings, baseline, namespace)
+            except SecretError as e:
+                prom = None
+                baseline_error = f"ModelBaseline {spec.baseline_ref.name!r}: {e}"
+                baseline_reason = "SecretNotFound"
+            if prom is not None:
+                report, result, invalid = run_analysis(
+                    self.provider, baseline, request, namespace=namespace, settings=prom, now=now
+                )
+            if report is not None and invalid:
                 # A query that does not parse is a configuration error, not missing data: hold, don't judge.
                 baseline_error = f"ModelBaseline {spec.baseline_ref.name!r}: " + "; ".join(invalid)
                 baseline_reason, report, result = "InvalidQuery", None, None

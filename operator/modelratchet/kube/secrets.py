@@ -10,8 +10,8 @@ from pathlib import Path
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from modelratchet.api.baseline import ModelBaselineSpec
-from modelratchet.api.common import SecretKeySelector, parse_duration
-from modelratchet.metrics.prometheus import PrometheusSettings
+from modelratchet.api.common import SecretKeySelector
+from modelratchet.metrics.prometheus import PrometheusOverride, PrometheusSettings, merge
 from modelratchet.settings import OperatorSettings
 
 _CA_DIR = Path(tempfile.gettempdir()) / "modelratchet-ca"
@@ -54,17 +54,10 @@ def prometheus_settings_for(
         insecure_skip_verify=settings.prometheus_insecure,
         timeout_seconds=settings.prometheus_timeout,
     )
-    override = baseline.prometheus
-    if override is None:
+    conn = baseline.prometheus
+    if conn is None:
         return out
-    if override.address:
-        out.address = override.address
-    if override.bearer_token_secret_ref:
-        out.bearer_token = read_secret_key(core, namespace, override.bearer_token_secret_ref)
-    if override.ca_secret_ref:
-        out.ca_file = _ca_file(read_secret_key(core, namespace, override.ca_secret_ref))
-    if override.insecure_skip_verify is not None:
-        out.insecure_skip_verify = override.insecure_skip_verify
-    if override.timeout:
-        out.timeout_seconds = parse_duration(override.timeout)
-    return out
+    token = read_secret_key(core, namespace, conn.bearer_token_secret_ref) if conn.bearer_token_secret_ref else None
+    ca = _ca_file(read_secret_key(core, namespace, conn.ca_secret_ref)) if conn.ca_secret_ref else None
+    # merge() never sends the operator's own token to an address a ModelBaseline chose.
+    return merge(out, PrometheusOverride.from_connection(conn, bearer_token=token, ca_file=ca))

@@ -1,0 +1,1 @@
+"""The Prometheus provider: PromQL templates, a client that reports problems as data, and observations."""

@@ -1,0 +1,418 @@
+"""The Prometheus provider against a real Prometheus scraping real exporters on loopback."""
+
+from __future__ import annotations
+
+import math
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from modelratchet.api.baseline import ModelBaselineSpec
+from modelratchet.metrics.prometheus import PrometheusOverride, PrometheusQuerier, PrometheusSettings, merge
+from modelratchet.metrics.provider import NO_STABLE, MetricsProvider, ObservationSet
+from modelratchet.metrics.templates import render_query
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from e2e.harness.wait import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+SCRAPE_TIMEOUT = 60.0  # discovery of a new file_sd target takes a few seconds
+NS = "ml-prod"
+SEL = 'model="{{ model }}",checkpoint="{{ checkpoint }}"'
+HOSTILE = 'v1"} or vector(1) or foo{a="'
+TRICKY = 's3://m/v1\\n "quoted" \\ ü ✓\nline2'
+
+
+@dataclass
+class Served:
+    """An exporter Prometheus scrapes, and its metrics keyed by name."""
+
+    model: str
+    registry: CollectorRegistry
+    gauges: dict[str, Gauge]
+    counters: dict[str, Counter]
+
+
+def settings_for(prometheus: Any, timeout: float = 5.0) -> PrometheusSettings:
+    return PrometheusSettings(address=prometheus.url, timeout_seconds=timeout)
+
+
+def spec(model: str, *metrics: dict[str, Any]) -> ModelBaselineSpec:
+    return ModelBaselineSpec.model_validate({"model": model, "metrics": list(metrics)})
+
+
+def observe(
+    prometheus: Any,
+    baseline: ModelBaselineSpec,
+    checkpoint: str = "v2",
+    stable: str | None = "v1",
+    *,
+    provider: MetricsProvider | None = None,
+    timeout: float = 5.0,
+    window: float = 600.0,
+) -> ObservationSet:
+    return (provider or MetricsProvider()).observe(
+        baseline,
+        namespace=NS,
+        checkpoint=checkpoint,
+        stable_checkpoint=stable,
+        window_seconds=window,
+        interval_seconds=5,
+        settings=settings_for(prometheus, timeout),
+    )
+
+
+def sample(prometheus: Any, promql: str) -> str | None:
+    """The single value of an instant query as Prometheus formats it, or None without data."""
+    result = prometheus.query(promql)
+    return str(result[0]["value"][1]) if len(result) == 1 else None
+
+
+@contextmanager
+def exporter(prometheus: Any, build: Callable[[CollectorRegistry, str], Served]) -> Iterator[Served]:
+    """An in-process exporter on a free loopback port, registered as a scrape target for its lifetime."""
+    model = f"it-{uuid.uuid4().hex[:10]}"
+    registry = CollectorRegistry()
+    served = build(registry, model)
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    job = f"metrics-provider-{model}"
+    prometheus.add_target(job, f"127.0.0.1:{server.server_port}", {})
+    try:
+        yield served
+    finally:
+        prometheus.remove_target(job)
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def _standard(registry: CollectorRegistry, model: str) -> Served:
+    labels = ["model", "checkpoint"]
+    gauges = {
+        "latency": Gauge("mr_it_latency_seconds", "p95 latency", labels, registry=registry),
+        "score": Gauge("mr_it_score", "a sampled score", labels, registry=registry),
+    }
+    counters = {
+        "predictions": Counter("mr_it_predictions", "predictions", labels, registry=registry),
+        "correct": Counter("mr_it_correct", "correct predictions", labels, registry=registry),
+    }
+    for checkpoint, latency, score, predictions, correct in (("v1", 0.25, 3.0, 200, 160), ("v2", 0.5, 1.0, 100, 90)):
+        gauges["latency"].labels(model, checkpoint).set(latency)
+        gauges["score"].labels(model, checkpoint).set(score)
+        counters["predictions"].labels(model, checkpoint).inc(predictions)
+        counters["correct"].labels(model, checkpoint).inc(correct)
+    return Served(model, registry, gauges, counters)
+
+
+@pytest.fixture(scope="module")
+def served(prometheus: Any) -> Iterator[Served]:
+    with exporter(prometheus, _standard) as s:
+        wait_for(
+            lambda: sample(prometheus, f'count(mr_it_correct_total{{model="{s.model}"}})') == "2",
+            SCRAPE_TIMEOUT,
+            message="Prometheus to scrape the exporter",
+        )
+        yield s
+
+
+def test_threshold_value_and_live_baseline(prometheus: Any, served: Served) -> None:
+    baseline = spec(
+        served.model,
+        {
+            "name": "latency",
+            "direction": "lowerIsBetter",
+            "baseline": "live",
+            "threshold": {"type": "delta", "value": 0.1},
+            "query": f"max(mr_it_latency_seconds{{{SEL}}})",
+        },
+        {"name": "static", "baseline": 0.5, "threshold": {"type": "min", "value": 0.4}, "query": "vector(0.75)"},
+        {"name": "offline_only", "threshold": {"type": "min", "value": 0.9}},
+    )
+    obs = observe(prometheus, baseline)
+    assert obs.problems == []
+    assert obs.candidate["latency"].value == 0.5
+    assert obs.baseline["latency"].value == 0.25
+    assert obs.candidate["static"].value == 0.75
+    assert "static" not in obs.baseline  # static baselines come from the spec, not Prometheus
+    assert "offline_only" not in obs.candidate
+
+    without_stable = observe(prometheus, baseline, stable=None)
+    assert without_stable.candidate["latency"].value == 0.5
+    assert without_stable.baseline["latency"].error == NO_STABLE
+
+
+def test_sequential_counts_and_samples(prometheus: Any, served: Served) -> None:
+    baseline = spec(
+        served.model,
+        {
+            "name": "accuracy",
+            "baseline": "live",
+            "threshold": {"type": "delta", "value": 0.05},
+            "judge": {
+                "type": "sequential",
+                "successQuery": f"sum(mr_it_correct_total{{{SEL}}})",
+                "totalQuery": f"sum(mr_it_predictions_total{{{SEL}}})",
+            },
+            "minSamples": 150,
+            "samplesQuery": f"sum(mr_it_predictions_total{{{SEL}}})",
+        },
+    )
+    obs = observe(prometheus, baseline)
+    assert obs.problems == []
+    cand, base = obs.candidate["accuracy"], obs.baseline["accuracy"]
+    assert (cand.successes, cand.total, cand.samples) == (90, 100, 100)
+    assert cand.value == pytest.approx(0.9)
+    assert (base.successes, base.total, base.samples) == (160, 200, 200)
+    assert base.value == pytest.approx(0.8)
+    assert cand.error is None and base.error is None
+
+
+def test_mann_whitney_series_from_a_range_query_without_nan(prometheus: Any, served: Served) -> None:
+    score = served.gauges["score"].labels(served.model, "v2")
+    sel = f'mr_it_score{{model="{served.model}",checkpoint="v2"}}'
+
+    def scrapes() -> int:
+        return int(sample(prometheus, f"count_over_time({sel}[1h])") or 0)
+
+    # A few scrapes of each value, so the 1s steps of the range query see every stretch.
+    for value in (1.0, math.nan, 2.0):
+        score.set(value)
+
+        def enough(target: int = scrapes() + 3) -> bool:
+            return scrapes() >= target
+
+        wait_for(enough, SCRAPE_TIMEOUT, message=f"3 scrapes of {value}")
+    raw = prometheus.query(f"{sel}[1h]")[0]["values"]
+    assert "NaN" in {v for _, v in raw}
+    baseline = spec(
+        served.model,
+        {
+            "name": "score",
+            "baseline": "live",
+            "threshold": {"type": "ratio", "value": 0.1},
+            "query": f"max(mr_it_score{{{SEL}}})",
+            "judge": {"type": "mannWhitney", "step": "1s"},
+        },
+    )
+    obs = observe(prometheus, baseline)
+    assert obs.problems == []
+    series = obs.candidate["score"].series
+    assert series is not None and len(series) >= 3
+    assert set(series) == {1.0, 2.0}  # the NaN stretch is dropped
+    assert series[0] == 1.0 and series[-1] == 2.0
+    base = obs.baseline["score"].series
+    assert base is not None and len(base) >= 3 and set(base) == {3.0}
+
+
+def test_empty_vector_is_a_problem(prometheus: Any, served: Served) -> None:
+    baseline = spec(
+        served.model,
+        {"name": "latency", "threshold": {"type": "max", "value": 1}, "query": f"max(mr_it_latency_seconds{{{SEL}}})"},
+    )
+    obs = observe(prometheus, baseline, checkpoint="v9")
+    [problem] = obs.problems
+    assert (problem.metric, problem.arm, problem.kind) == ("latency", "candidate", "empty")
+    assert 'checkpoint="v9"' in problem.query
+    assert obs.candidate["latency"].error == "query returned no data (empty vector)"
+    assert obs.candidate["latency"].value is None
+
+
+def test_invalid_promql_reports_prometheus_error(prometheus: Any, served: Served) -> None:
+    baseline = spec(
+        served.model,
+        {"name": "broken", "threshold": {"type": "max", "value": 1}, "query": f"sum(rate(x{{{SEL}}}[5m])"},
+    )
+    obs = observe(prometheus, baseline)
+    [problem] = obs.problems
+    assert problem.kind == "invalid_query"
+    assert problem.message.startswith("invalid PromQL: ")
+    assert "parse error" in problem.message  # Prometheus's own text
+    assert obs.candidate["broken"].error == problem.message
+
+
+def test_unsafe_template_is_a_problem_without_a_query(prometheus: Any, served: Served) -> None:
+    template = "max(mr_it_latency_seconds{checkpoint={{ checkpoint }}})"
+    baseline = spec(served.model, {"name": "bad", "threshold": {"type": "max", "value": 1}, "query": template})
+    [problem] = observe(prometheus, baseline).problems
+    assert (problem.kind, problem.query) == ("invalid_query", template)
+    assert "must be inside a quoted string" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [
+        ("0/0", "NaN"),
+        (f"sum(mr_it_correct_total{{{SEL}}}) * 0 / 0", "NaN"),
+        (f"sum(mr_it_correct_total{{{SEL}}}) / 0", "+Inf"),
+    ],
+)
+def test_nan_and_inf_are_problems(prometheus: Any, served: Served, query: str, shown: str) -> None:
+    baseline = spec(served.model, {"name": "ratio", "threshold": {"type": "min", "value": 0}, "query": query})
+    obs = observe(prometheus, baseline)
+    [problem] = obs.problems
+    assert problem.kind == "nan"
+    assert obs.candidate["ratio"].error == f"query returned {shown}"
+
+
+def test_several_series_are_ambiguous(prometheus: Any, served: Served) -> None:
+    baseline = spec(
+        served.model,
+        {
+            "name": "latency",
+            "threshold": {"type": "max", "value": 1},
+            "query": 'mr_it_latency_seconds{model="{{ model }}"}',
+        },
+    )
+    [problem] = observe(prometheus, baseline).problems
+    assert problem.kind == "multiple_series"
+    assert "returned 2 series" in problem.message
+    assert 'checkpoint="v1"' in problem.message and 'checkpoint="v2"' in problem.message
+
+
+def test_prometheus_down_is_unreachable_quickly_and_recovers(prometheus: Any, served: Served) -> None:
+    baseline = spec(
+        served.model,
+        {
+            "name": "latency",
+            "baseline": "live",
+            "threshold": {"type": "delta", "value": 1},
+            "query": f"max(mr_it_latency_seconds{{{SEL}}})",
+            "samplesQuery": f"sum(mr_it_predictions_total{{{SEL}}})",
+        },
+    )
+    provider = MetricsProvider()
+    assert observe(prometheus, baseline, provider=provider).problems == []  # pools a connection
+    prometheus.stop()
+    try:
+        started = time.monotonic()
+        obs = observe(prometheus, baseline, provider=provider, timeout=3.0)
+        elapsed = time.monotonic() - started
+    finally:
+        prometheus.start()
+    assert elapsed < 3.0
+    assert len(obs.problems) == 4
+    assert {p.kind for p in obs.problems} == {"unreachable"}
+    assert obs.candidate["latency"].error == f"Prometheus unreachable at {prometheus.url}: connection refused"
+    assert obs.baseline["latency"].error is not None
+
+    def healthy() -> ObservationSet | None:
+        again = observe(prometheus, baseline, provider=provider)
+        return again if not again.problems else None
+
+    again = wait_for(healthy, SCRAPE_TIMEOUT, message="queries to work after Prometheus restarts")
+    assert again is not None
+    assert (again.candidate["latency"].value, again.baseline["latency"].value) == (0.5, 0.25)
+
+
+def test_silent_server_times_out_within_the_bound(served: Served) -> None:
+    """A server that accepts connections but never answers: every query times out, concurrently."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        port = silent.getsockname()[1]
+        metrics = [
+            {"name": f"m{i}", "threshold": {"type": "max", "value": 1}, "query": f"max(x{{{SEL}}})"} for i in range(6)
+        ]
+        started = time.monotonic()
+        obs = MetricsProvider().observe(
+            spec(served.model, *metrics),
+            namespace=NS,
+            checkpoint="v2",
+            stable_checkpoint="v1",
+            window_seconds=60,
+            interval_seconds=5,
+            settings=PrometheusSettings(address=f"http://127.0.0.1:{port}", timeout_seconds=1.0),
+        )
+        elapsed = time.monotonic() - started
+    assert elapsed < 2.5  # six 1s queries, not run one after another
+    assert [p.kind for p in obs.problems] == ["timeout"] * 6
+    assert obs.candidate["m0"].error == f"no answer from Prometheus at http://127.0.0.1:{port} within 1s"
+
+
+def _hostile(registry: CollectorRegistry, model: str) -> Served:
+    gauge = Gauge("mr_it_hostile", "labels that look like PromQL", ["model", "checkpoint"], registry=registry)
+    for checkpoint, value in (("v1", 1.0), (HOSTILE, 7.0), (TRICKY, 8.0), ("v.1", 9.0)):
+        gauge.labels(model, checkpoint).set(value)
+    return Served(model, registry, {"hostile": gauge}, {})
+
+
+def test_hostile_checkpoints_select_exactly_their_own_series(prometheus: Any) -> None:
+    with exporter(prometheus, _hostile) as s:
+        wait_for(
+            lambda: sample(prometheus, f'count(mr_it_hostile{{model="{s.model}"}})') == "4",
+            SCRAPE_TIMEOUT,
+            message="Prometheus to scrape the hostile labels",
+        )
+        exact = "max(mr_it_hostile{" + SEL + "})"
+        regex = 'max(mr_it_hostile{model="{{ model }}",checkpoint=~"{{ checkpoint }}"})'
+
+        def value(template: str, checkpoint: str) -> float | None:
+            baseline = spec(s.model, {"name": "h", "threshold": {"type": "max", "value": 100}, "query": template})
+            return observe(prometheus, baseline, checkpoint=checkpoint).candidate["h"].value
+
+        # Each hostile label value selects its own series, through = and =~ alike.
+        for template in (exact, regex):
+            assert value(template, HOSTILE) == 7.0
+            assert value(template, TRICKY) == 8.0
+            assert value(template, "v.1") == 9.0
+        # Values that would widen or rewrite the selection if pasted raw match nothing instead.
+        assert value(exact, 'v9"} or vector(1) or foo{a="') is None
+        assert value(regex, "v.*") is None
+        assert value(regex, "v1|v.1") is None
+
+        # The rendered query selects the same series as a selection made outside PromQL.
+        rendered = render_query(
+            f"mr_it_hostile{{{SEL}}}", model=s.model, namespace=NS, checkpoint=HOSTILE, window="60s", interval="5s"
+        )
+        everything = prometheus.query(f'mr_it_hostile{{model="{s.model}"}}')
+        expected = [r["metric"] for r in everything if r["metric"]["checkpoint"] == HOSTILE]
+        assert [r["metric"] for r in prometheus.query(rendered)] == expected
+        assert len(expected) == 1
+
+
+def test_querier_instant_and_range_directly(prometheus: Any, served: Served) -> None:
+    querier = PrometheusQuerier(settings_for(prometheus))
+    try:
+        ok = querier.instant(f'max(mr_it_latency_seconds{{model="{served.model}",checkpoint="v1"}})')
+        assert (ok.ok, ok.value) == (True, 0.25)
+        now = datetime.now(UTC)
+        ranged = querier.range(
+            f'max(mr_it_latency_seconds{{model="{served.model}",checkpoint="v1"}})',
+            now - timedelta(seconds=30),
+            now,
+            "1",
+        )
+        assert ranged.ok and ranged.values and set(ranged.values) == {0.25}
+        matrix = querier.instant(f'mr_it_latency_seconds{{model="{served.model}",checkpoint="v1"}}[1m]')
+        assert matrix.problem is not None and matrix.problem.kind == "invalid_query"
+    finally:
+        querier.close()
+
+
+def test_merged_settings_reach_the_baselines_prometheus(prometheus: Any, served: Served) -> None:
+    operator_default = PrometheusSettings(
+        address="http://127.0.0.1:9", bearer_token="operator-secret", ca_file="/etc/ssl/ca.pem", timeout_seconds=7
+    )
+    merged = merge(operator_default, PrometheusOverride(address=prometheus.url, timeout_seconds=2))
+    # The operator's token is never sent to an address a ModelBaseline chose.
+    assert merged == PrometheusSettings(prometheus.url, None, "/etc/ssl/ca.pem", False, 2)
+    assert merge(operator_default, PrometheusOverride(bearer_token="own")).bearer_token == "own"
+    assert merge(operator_default, PrometheusOverride(address="http://127.0.0.1:9/")).bearer_token == "operator-secret"
+    assert merge(operator_default, None) == operator_default
+
+    merged.ca_file = None
+    querier = PrometheusQuerier(merged)
+    try:
+        outcome = querier.instant(f'max(mr_it_latency_seconds{{model="{served.model}",checkpoint="v2"}})')
+    finally:
+        querier.close()
+    assert outcome.value == 0.5
+    down = PrometheusQuerier(operator_default).instant("vector(1)")
+    assert down.problem is not None and down.problem.kind == "unreachable"
