@@ -24,7 +24,9 @@ JudgeType = Literal["threshold", "sequential", "mannWhitney"]
 Verdict = Literal["passed", "warning", "failed", "inconclusive"]
 
 # A number, or the word "live" (measure the stable checkpoint over the same window). CRD schemas have no
-# number-or-string type, so the field keeps any scalar and CEL narrows it.
+# number-or-string type, so the field is an untyped node that keeps any value. The API server cannot
+# declare such a node to CEL (no rule may mention it: the CRD would be rejected), so its rules live in
+# the validators below, which the operator and `modelratchet check` apply.
 BaselineValue = Annotated[
     float | Literal["live"],
     WithJsonSchema(
@@ -32,12 +34,6 @@ BaselineValue = Annotated[
             "x-kubernetes-preserve-unknown-fields": True,
             "description": 'Static baseline value, or "live" to measure the stable checkpoint over the '
             "same window as the candidate.",
-            "x-kubernetes-validations": [
-                cel(
-                    "type(self) == double || type(self) == int || (type(self) == string && self == 'live')",
-                    'baseline must be a number or "live"',
-                )
-            ],
         }
     ),
 ]
@@ -209,20 +205,15 @@ class MetricSpec(ApiModel):
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 cel(
-                    "!(self.threshold.type in ['delta', 'ratio']) || has(self.baseline)",
-                    "delta and ratio thresholds need a baseline",
-                    field_path=".baseline",
-                ),
-                cel(
-                    "self.threshold.type != 'ratio' || !has(self.baseline) || type(self.baseline) == string "
-                    "|| double(self.baseline) != 0.0",
-                    "a ratio threshold needs a non-zero baseline",
-                    field_path=".baseline",
-                ),
-                cel(
                     "!has(self.minSamples) || has(self.samplesQuery)",
                     "minSamples needs samplesQuery",
                     field_path=".samplesQuery",
+                ),
+                cel(
+                    "!has(self.judge) || !has(self.judge.type) || self.judge.type != 'sequential' "
+                    "|| self.threshold.type in ['delta', 'ratio']",
+                    "a sequential judge needs a delta or ratio threshold",
+                    field_path=".threshold",
                 ),
             ]
         }
@@ -247,6 +238,12 @@ class MetricSpec(ApiModel):
             raise ValueError(f"{self.name}: baseline must be finite")
         if self.min_samples is not None and self.samples_query is None:
             raise ValueError(f"{self.name}: minSamples needs samplesQuery")
+        # A sequential judge tests for a regression of the threshold's size; min and max have none.
+        if self.judge is not None and self.judge.type == "sequential" and self.threshold.type not in ("delta", "ratio"):
+            raise ValueError(f"{self.name}: a sequential judge needs a delta or ratio threshold")
+        # A rank test compares the candidate's samples with the stable checkpoint's.
+        if self.judge is not None and self.judge.type == "mannWhitney" and not self.is_live:
+            raise ValueError(f'{self.name}: a mannWhitney judge needs baseline: "live"')
         return self
 
     @property

@@ -1,6 +1,6 @@
 """Generate the CRD reference (docs/crd-reference.md) from the same schemas the CRDs carry.
 
-    python -m modelratchet.api.docs [--check]
+python -m modelratchet.api.docs [--check]
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ def _rows(node: dict[str, Any], prefix: str, out: list[str]) -> None:
         req = "yes" if name in required else ""
         rules = _constraints(sub)
         if sub.get("type") == "array":
-            item_rules = "; ".join(f"each: {r['message']}" for r in (sub.get("items") or {}).get(
-                "x-kubernetes-validations") or [])
+            item_rules = "; ".join(
+                f"each: {r['message']}" for r in (sub.get("items") or {}).get("x-kubernetes-validations") or []
+            )
             rules = "; ".join(x for x in (rules, item_rules) if x)
         rules = rules.replace("|", "\\|")
         out.append(f"| `{path}` | {_type(sub)} | {req} | {desc} | {rules} |")
@@ -79,8 +80,13 @@ def render() -> str:
             schema.get("description", ""),
         ]
         for part in ("spec", "status"):
-            lines += ["", f"### {part}", "", "| field | type | required | description | validation |",
-                      "| --- | --- | --- | --- | --- |"]
+            lines += [
+                "",
+                f"### {part}",
+                "",
+                "| field | type | required | description | validation |",
+                "| --- | --- | --- | --- | --- |",
+            ]
             _rows(schema["properties"][part], part, lines)
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,1 @@
+"""The modelratchet command line (also the kubectl plugin ``kubectl modelratchet``)."""

@@ -1,0 +1,153 @@
+"""Reading the files a CLI command is given, with one clear message per problem instead of a traceback."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from modelratchet.api.baseline import ModelBaseline, ModelBaselineSpec
+
+STDIN = "-"
+
+
+class BadInput(Exception):
+    """The input cannot be used; ``problems`` holds one line each."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+def label(path: str) -> str:
+    return "<stdin>" if path == STDIN else path
+
+
+def read_text(path: str) -> str:
+    if path == STDIN:
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise BadInput([f"cannot read {path}: {e.strerror or e}"]) from None
+    except UnicodeDecodeError:
+        raise BadInput([f"cannot read {path}: not UTF-8 text"]) from None
+
+
+# Union members appear in pydantic's error locations ("float", "literal['live']"); they are not fields.
+_UNION_MEMBER = re.compile(r"^(float|int|str|bool|list\[.*\]|dict\[.*\]|literal\[.*\]|function-\w+\[.*\])$")
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def field_path(loc: Iterable[int | str]) -> str:
+    """``('spec', 'metrics', 1, 'threshold')`` -> ``spec.metrics[1].threshold``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _UNION_MEMBER.match(part):
+            out += f".{part}" if out else part
+    return out or "(document)"
+
+
+def validation_problems(exc: ValidationError) -> list[str]:
+    """One line per offending field, e.g. ``spec.metrics[1].threshold.type: Input should be 'min', ...``."""
+    merged: dict[str, list[str]] = {}
+    for err in exc.errors(include_url=False):
+        message = err["msg"]
+        for prefix in _PREFIXES:
+            message = message.removeprefix(prefix)
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        messages = merged.setdefault(field_path(err["loc"]), [])
+        if message not in messages:
+            messages.append(message)
+    return [f"{path}: {' or '.join(messages)}" for path, messages in merged.items()]
+
+
+def _yaml_documents(text: str, where: str) -> list[Any]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return [d for d in yaml.load_all(text, Loader=loader) if d is not None]
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise BadInput([f"{where}: invalid YAML: {what}{at}"]) from None
+
+
+def load_baseline(path: str) -> ModelBaseline:
+    """The first ModelBaseline document of a (multi-document) manifest, validated as the API server would."""
+    from pydantic import ValidationError
+
+    from modelratchet.api.baseline import ModelBaseline
+
+    where = label(path)
+    docs = _yaml_documents(read_text(path), where)
+    found = [d for d in docs if isinstance(d, dict) and d.get("kind") == "ModelBaseline"]
+    if not found:
+        # A single document without a kind is taken as the ModelBaseline it was meant to be.
+        unkinded = [d for d in docs if isinstance(d, dict) and "kind" not in d]
+        if len(docs) == 1 and unkinded:
+            found = unkinded
+        else:
+            kinds = sorted({str(d.get("kind")) for d in docs if isinstance(d, dict)})
+            seen = f" (found: {', '.join(kinds)})" if kinds else ""
+            raise BadInput([f"{where}: no ModelBaseline document{seen}"])
+    try:
+        # Strict: a quoted "0.5" is a string to the API server too, not a number.
+        return ModelBaseline.model_validate(found[0], strict=True)
+    except ValidationError as e:
+        raise BadInput(f"{where}: {p}" for p in validation_problems(e)) from None
+
+
+def load_json_object(path: str) -> dict[str, Any]:
+    where = label(path)
+    text = read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadInput([f"{where}: invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})"]) from None
+    if not isinstance(data, dict):
+        raise BadInput([f"{where}: expected a JSON object of metric name to number, got {type(data).__name__}"])
+    return data
+
+
+def metric_values(
+    data: Mapping[str, Any], spec: ModelBaselineSpec, where: str, *, baseline: bool = False
+) -> tuple[dict[str, float | None], list[str]]:
+    """The values of the metrics the spec checks, and the problems found.
+
+    Keys the spec does not check are left alone (a metrics file may carry a training date); null means
+    not measured. Supplied baseline values must be usable: a ratio needs a non-zero one.
+    """
+    values: dict[str, float | None] = {}
+    problems: list[str] = []
+    for metric in spec.metrics:
+        if metric.name not in data:
+            continue
+        raw = data[metric.name]
+        if raw is None:
+            values[metric.name] = None
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            problems.append(f"{where}: {metric.name}: expected a number, got {json.dumps(raw)}")
+            continue
+        try:
+            value = float(raw)
+        except OverflowError:
+            problems.append(f"{where}: {metric.name}: number out of range")
+            continue
+        if baseline and metric.threshold.type == "ratio" and value == 0:
+            problems.append(f"{where}: {metric.name}: a ratio threshold needs a non-zero baseline, got 0")
+            continue
+        values[metric.name] = value
+    return values, problems
