@@ -1,0 +1,1 @@
+"""End-to-end and integration test infrastructure for ModelRatchet."""

@@ -1,0 +1,1 @@
+"""Runs real Kubernetes control-plane components, kwok and Prometheus as local processes."""

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian machine for the integration/e2e suite (idempotent):
+#   - Debian packages: prometheus (its service is NOT started), openssl, curl
+#   - builds the pinned Go components (e2e/build.sh) into ~/.cache/modelratchet/bin
+# Needs root (or sudo) for apt-get; skips apt entirely when everything is already installed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+packages=(prometheus openssl curl ca-certificates)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if (( ${#missing[@]} > 0 )); then
+    sudo=()
+    (( EUID == 0 )) || sudo=(sudo)
+    # Refresh indexes only when they are absent or older than a day.
+    if [[ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 -print -quit 2>/dev/null)" ]]; then
+        "${sudo[@]}" apt-get update
+    fi
+    # The suite runs its own Prometheus on a free loopback port; the packaged service must not
+    # start (and grab :9090) during install. policy-rc.d exit 101 = "action forbidden".
+    policy=/usr/sbin/policy-rc.d
+    backup=""
+    if [[ -e "$policy" ]]; then
+        backup="$(mktemp)"
+        "${sudo[@]}" cp -p "$policy" "$backup"
+    fi
+    restore() {
+        if [[ -n "$backup" ]]; then "${sudo[@]}" cp -p "$backup" "$policy"; rm -f "$backup"
+        else "${sudo[@]}" rm -f "$policy"; fi
+    }
+    trap restore EXIT
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod 755 "$policy"
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+    restore
+    trap - EXIT
+    # On systemd machines the unit may still be enabled for the next boot; keep it off.
+    if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+        "${sudo[@]}" systemctl disable --now prometheus prometheus-node-exporter 2>/dev/null || true
+    fi
+fi
+
+command -v go >/dev/null || { echo "go (>= 1.24) is required on PATH to build the pinned components" >&2; exit 1; }
+e2e/build.sh "$@"
