@@ -44,5 +44,11 @@ if (( ${#missing[@]} > 0 )); then
     fi
 fi
 
-command -v go >/dev/null || { echo "go (>= 1.24) is required on PATH to build the pinned components" >&2; exit 1; }
+# etcd v3.6.16's go.mod needs Go 1.26; GOTOOLCHAIN=local forbids fetching a newer toolchain.
+command -v go >/dev/null || { echo "Go >= 1.26 is required on PATH to build the pinned components" >&2; exit 1; }
+go_minor="$(go env GOVERSION | sed -nE 's/^go1\.([0-9]+).*/\1/p')"
+if [[ -z "$go_minor" ]] || (( go_minor < 26 )); then
+    echo "Go >= 1.26 is required (found $(go env GOVERSION))" >&2
+    exit 1
+fi
 e2e/build.sh "$@"

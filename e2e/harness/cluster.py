@@ -101,6 +101,8 @@ class LocalCluster:
     owned: bool = False
     processes: dict[str, procs.ManagedProcess] = field(default_factory=dict)
     startup_seconds: float | None = None
+    # Seconds since the start of `up` at which each readiness milestone was reached.
+    phases: dict[str, float] = field(default_factory=dict)
     _ssl: ssl.SSLContext | None = field(default=None, repr=False)
 
     # --- contract used by tests -------------------------------------------------------------
@@ -226,8 +228,10 @@ class LocalCluster:
         try:
             cluster._start("etcd", argv["etcd"])
             cluster._wait_http("etcd", f"{etcd_url}/health", timeout, ssl_ctx=None)
+            cluster._mark("etcd", started)
             cluster._start("kube-apiserver", argv["kube-apiserver"])
             cluster._wait_http("kube-apiserver", f"{server}/readyz", timeout, ssl_ctx=cluster.ssl_context())
+            cluster._mark("kube-apiserver", started)
             for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
                 cluster._start(name, argv[name])
             for i in range(nodes):
@@ -237,14 +241,18 @@ class LocalCluster:
                                ssl_ctx=insecure)
             cluster._wait_http("kube-scheduler", f"https://{LOOPBACK}:{ports['scheduler']}/healthz", timeout,
                                ssl_ctx=insecure)
+            cluster._mark("controllers", started)
             cluster._wait(cluster._nodes_ready, timeout, f"{nodes} kwok nodes to be Ready")
+            cluster._mark("nodes", started)
             cluster._wait(lambda: cluster._exists("/api/v1/namespaces/default/serviceaccounts/default"), timeout,
                           "the default ServiceAccount in namespace default")
+            cluster._mark("default-serviceaccount", started)
         except BaseException:
             cluster.down()
             raise
         cluster.startup_seconds = time.monotonic() - started
         state["startup_seconds"] = round(cluster.startup_seconds, 2)
+        state["startup_phases"] = cluster.phases
         (run_dir / "state.json").write_text(json.dumps(state, indent=2))
         return cluster
 
@@ -269,6 +277,9 @@ class LocalCluster:
         self.processes[name] = proc
         if self.owned:
             procs.stop_at_exit(proc)
+
+    def _mark(self, phase: str, started: float) -> None:
+        self.phases[phase] = round(time.monotonic() - started, 2)
 
     def _check_running(self) -> None:
         assert self.run_dir is not None
@@ -423,6 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "up":
         cluster = LocalCluster.up(run_dir, nodes=args.nodes)
         print(f"cluster up in {cluster.startup_seconds:.1f}s: {cluster.server}", file=sys.stderr)
+        print("ready at: " + ", ".join(f"{k} {v:.1f}s" for k, v in cluster.phases.items()), file=sys.stderr)
         print(f"run dir: {run_dir}", file=sys.stderr)
         print("\n".join(_env_lines(kubeconfig)))
         return 0

@@ -12,7 +12,7 @@ from e2e.harness.cluster import LocalCluster
 from e2e.harness.components import COMPONENTS
 from e2e.harness.wait import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 REPLICAS = 3
 Obj = dict[str, Any]

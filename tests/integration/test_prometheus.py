@@ -14,7 +14,7 @@ from e2e.harness.cluster import free_port
 from e2e.harness.prometheus import LocalPrometheus
 from e2e.harness.wait import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 class Exporter:
