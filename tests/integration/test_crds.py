@@ -1,7 +1,7 @@
 """The CRDs install on a real API server, which applies their schema and CEL rules itself.
 
-`baseline` is schemaless (a number or "live"), so CEL cannot reference it: rules such as "ratio
-needs a non-zero baseline" are enforced by the operator, not here.
+`baseline` is a number or "live", which a CRD schema cannot type, so CRD CEL rules cannot refer to it;
+the rules about it ("ratio needs a non-zero baseline") come from a ValidatingAdmissionPolicy in crds/.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
+from e2e.harness.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -201,3 +203,35 @@ def test_invalid_resources_are_rejected_by_the_api_server(
     message = _rejected(kube_api, namespace, _mutated(base, mutate))
     assert field in message, message
     assert expected in message, message
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        pytest.param(lambda s: s["metrics"][1].update(baseline=0), "a ratio threshold needs a non-zero baseline",
+                     id="ratio-baseline-zero"),
+        pytest.param(lambda s: s["metrics"][2].pop("baseline"), "delta and ratio thresholds need a baseline",
+                     id="delta-without-baseline"),
+        pytest.param(lambda s: s["metrics"][0].update(baseline="yesterday"), 'baseline must be a number or "live"',
+                     id="baseline-not-number-or-live"),
+    ],
+)
+def test_baseline_rules_are_enforced_by_the_admission_policy(
+    crds: list[str], kube_api: client.ApiClient, namespace: str, mutate: Callable[[dict[str, Any]], None],
+    expected: str,
+) -> None:
+    body = _mutated(BASELINE, mutate)
+    # A new policy is enforced once the API server has compiled it: allow it a few seconds.
+    message = wait_for(lambda: _try_reject(kube_api, namespace, body), timeout=30, message="policy enforced")
+    assert "ValidatingAdmissionPolicy" in message and expected in message, message
+
+
+def _try_reject(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> str | None:
+    try:
+        return _rejected(api, namespace, body)
+    except pytest.fail.Exception:
+        # Accepted: the policy is not active yet; remove the object and try again.
+        client.CustomObjectsApi(api).delete_namespaced_custom_object(
+            "modelratchet.io", "v1alpha1", namespace, "modelbaselines", body["metadata"]["name"]
+        )
+        return None
