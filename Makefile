@@ -33,4 +33,4 @@ lint: venv
 	$(VENV)/bin/ruff check e2e tests
 
 demo: setup
-	$(PY) -m e2e.demo
+	$(PY) -m e2e.demo $(ARGS)

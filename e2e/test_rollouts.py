@@ -44,7 +44,12 @@ def test_better_checkpoint_is_promoted_through_every_step(scenario: Scenario) ->
     _assert_history_is_clean(status)
     # Two analyze steps of 6 s and 4 s at a 2 s interval: at least one analysis each, all of the candidate.
     assert {h["step"] for h in history} == {1, 3}
-    assert all(h["checkpoint"] == V2 and h["verdict"] in ("passed", "warning") for h in history)
+    for h in history:
+        print(f"  #{h['id']} step {h['step']} {h['verdict']}: {h['message']}")
+    assert all(h["checkpoint"] == V2 and h["verdict"] != "failed" for h in history)
+    # Each analyze step ends on a conclusive pass (an early look may still lack samples).
+    for step in (1, 3):
+        assert next(h for h in history if h["step"] == step)["verdict"] in ("passed", "warning")
     accuracy = next(m for m in history[0]["metrics"] if m["metric"] == "accuracy")
     assert accuracy["baseline"] is not None and accuracy["value"] >= accuracy["baseline"] * 0.95
     reasons = [r for r, _ in scenario.events(name)]

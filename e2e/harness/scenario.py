@@ -162,7 +162,7 @@ class Scenario:
     def close(self) -> None:
         if self.traffic:
             self.traffic.stop()
-        for label in list(self.fleet.servers):
+        for label in list(self.fleet.servers()):
             self.prometheus.remove_target(self._job(label))
         self.fleet.stop()
 
