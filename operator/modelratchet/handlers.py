@@ -61,6 +61,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 30
     settings.posting.level = logging.WARNING
     settings.posting.enabled = False  # the reconciler records its own Events
+    if os.environ.get("MODELRATCHET_DISABLE_SCANNING", "").lower() in ("1", "true", "yes"):
+        # Without cluster-wide list on CRDs and namespaces, skip Kopf's discovery instead of retrying it.
+        settings.scanning.disabled = True
 
     api = _api_client()
     from modelratchet.notify import WebhookNotifier

@@ -27,6 +27,10 @@ def read_secret_key(core: client.CoreV1Api, namespace: str, ref: SecretKeySelect
     except ApiException as e:
         if e.status == 404:
             raise SecretError(f"Secret {ref.name!r} not found in namespace {namespace!r}") from e
+        if e.status == 403:
+            raise SecretError(
+                f"the operator may not read Secret {ref.name!r} in namespace {namespace!r} (RBAC: get secrets)"
+            ) from e
         raise
     data = (secret.data or {}).get(ref.key)
     if data is None:

@@ -1,0 +1,107 @@
+{{/* Chart name, overridable. */}}
+{{- define "modelratchet.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified app name; the release name alone when it already contains the chart name. */}}
+{{- define "modelratchet.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "modelratchet.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "modelratchet.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "modelratchet.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "modelratchet.labels" -}}
+helm.sh/chart: {{ include "modelratchet.chart" . }}
+{{ include "modelratchet.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: modelratchet
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "modelratchet.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "modelratchet.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "modelratchet.leaseName" -}}
+{{- default (printf "%s-leader" (include "modelratchet.fullname" .)) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{- define "modelratchet.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/*
+Namespaces the operator watches; fails early on a namespace-scoped install without any, since the
+operator would then have no permissions anywhere.
+*/}}
+{{- define "modelratchet.watchNamespaces" -}}
+{{- if and (eq .Values.rbac.scope "namespace") (not .Values.watchNamespaces) }}
+{{- fail "rbac.scope=namespace needs watchNamespaces: the namespaces the operator may act in" }}
+{{- end }}
+{{- join "," .Values.watchNamespaces }}
+{{- end }}
+
+{{/*
+Namespaced permissions of the operator, shared by the ClusterRole (scope=cluster) and the per-namespace
+Roles (scope=namespace). docs/install.md explains each rule.
+*/}}
+{{- define "modelratchet.rules" -}}
+- apiGroups: ["modelratchet.io"]
+  resources: ["modelrollouts", "modelbaselines"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["modelratchet.io"]
+  resources: ["modelrollouts/status"]
+  verbs: ["update", "patch"]
+- apiGroups: ["modelratchet.io"]
+  resources: ["modelbaselines/status"]
+  verbs: ["patch"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- if .Values.rbac.readSecrets }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
+{{- end }}
+
+{{/* Cluster-scoped reads Kopf uses to follow CRDs (always) and namespaces (when watching a list). */}}
+{{- define "modelratchet.discoveryRules" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+{{- if .Values.watchNamespaces }}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
+{{- end }}
