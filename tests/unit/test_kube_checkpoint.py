@@ -49,8 +49,13 @@ def deployment(replicas: int = 3) -> dict[str, Any]:
             "template": template(),
             "minReadySeconds": 1,
         },
-        "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3,
-                   "readyReplicas": 3},
+        "status": {
+            "observedGeneration": 2,
+            "replicas": 3,
+            "updatedReplicas": 3,
+            "availableReplicas": 3,
+            "readyReplicas": 3,
+        },
     }
 
 
@@ -91,8 +96,11 @@ def test_with_checkpoint_changes_only_that_field() -> None:
 
 def test_apply_patch_owns_just_the_field() -> None:
     assert apply_patch(ENV, "v9") == {
-        "spec": {"template": {"spec": {"containers": [{"name": "server", "env": [{"name": "MODEL_CHECKPOINT",
-                                                                                   "value": "v9"}]}]}}}
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "server", "env": [{"name": "MODEL_CHECKPOINT", "value": "v9"}]}]}
+            }
+        }
     }
     assert apply_patch(IMAGE, "img:9") == {
         "spec": {"template": {"spec": {"containers": [{"name": "server", "image": "img:9"}]}}}
@@ -120,7 +128,12 @@ def test_target_state_and_availability() -> None:
     dep = deployment()
     state = target_state(dep, ENV)
     assert (state.checkpoint, state.replicas, state.ready_replicas, state.available, state.error) == (
-        "s3://m/v1", 3, 3, True, None)
+        "s3://m/v1",
+        3,
+        3,
+        True,
+        None,
+    )
     rolling = copy.deepcopy(dep)
     rolling["metadata"]["generation"] = 3
     assert not is_available(rolling)

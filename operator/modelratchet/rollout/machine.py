@@ -67,6 +67,7 @@ class _Ctx:
     def __init__(self, spec: ModelRolloutSpec, status: ModelRolloutStatus, generation: int, now: datetime):
         self.spec = spec
         self.s = status.model_copy(deep=True)
+        self.stored = list(status.conditions or [])  # as last written: transitions are measured against these
         self.generation = generation
         self.now = _utc(now)
         self.now_s = ts(self.now)
@@ -77,6 +78,14 @@ class _Ctx:
         self.s.conditions = cond.set_condition(
             self.s.conditions or [], type_, status, reason, message, now=self.now_s, generation=self.generation
         )
+        # One reconcile may flip a condition and flip it back (a pause ends and the next step pauses again): what
+        # is written has the stored status then, so its lastTransitionTime must not move.
+        stored = cond.get_condition(self.stored, type_)
+        if stored is not None and stored.status == status:
+            self.s.conditions = [
+                c.model_copy(update={"last_transition_time": stored.last_transition_time}) if c.type == type_ else c
+                for c in self.s.conditions
+            ]
 
     def event(self, reason: str, message: str, warning: bool = False) -> None:
         self.actions.append(EmitEvent("Warning" if warning else "Normal", reason, message))
@@ -133,15 +142,15 @@ def analysis_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: dateti
             window_seconds=max((now - rollout_start).total_seconds(), interval),
             interval_seconds=interval,
             look=(status.analysis_count or 0) + 1,
-            max_looks=max(1, math.ceil(duration / interval)) if interval > 0 else 1,
+            max_looks=_planned_looks(duration, interval),
         )
     if status.phase == "Promoted" and status.post_promotion_until and status.stable_checkpoint:
         until = parse_ts(status.post_promotion_until)
         promoted = parse_ts(status.promoted_at) or now
-        if until is None or now >= until:
-            return None
         reference = last if last and last >= promoted else promoted
-        if now < reference + timedelta(seconds=interval):
+        due = reference + timedelta(seconds=interval)
+        # The look scheduled at the watch's end is still taken (it is the judges' final look), none after it.
+        if until is None or due > until or now < due:
             return None
         watch = _secs(spec.post_promotion.watch if spec.post_promotion else None)
         return AnalysisRequest(
@@ -151,10 +160,19 @@ def analysis_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: dateti
             window_seconds=max((now - promoted).total_seconds(), interval),
             interval_seconds=interval,
             look=(status.analysis_count or 0) + 1,
-            max_looks=max(1, math.ceil(watch / interval)) if interval > 0 else 1,
+            max_looks=_planned_looks(watch, interval),
             recorded_baselines=_recorded_baselines(status),
         )
     return None
+
+
+def _planned_looks(duration: float, interval: float) -> int:
+    """Looks the schedule makes in ``duration``: one every ``interval``, the last at the end if it falls there.
+    A sequential judge spends its error budget over exactly these, so overestimating them means its final,
+    deciding look never comes."""
+    if interval <= 0:
+        return 1
+    return max(1, math.floor(duration / interval + 1e-9))
 
 
 def _next_analysis_in(spec: ModelRolloutSpec, status: ModelRolloutStatus, since: datetime, now: datetime) -> float:
@@ -216,11 +234,13 @@ def reconcile(
     ctx = _Ctx(spec, status or ModelRolloutStatus(), generation, now)
     s = ctx.s
     s.observed_generation = generation
+    if s.history and len(s.history) > spec.history_limit:
+        s.history = s.history[: spec.history_limit]  # historyLimit was lowered
     if _references_broken(ctx, world):
         return Decision(ctx.s, ctx.actions, ctx.requeue)
     assert world.target is not None
 
-    if s.stable_checkpoint is None and s.canary_checkpoint is None and s.phase in (None, "Idle"):
+    if s.stable_checkpoint is None and s.canary_checkpoint is None and s.phase in (None, "Idle", "Failed"):
         # First sight: whatever the target serves now is the stable, known-good checkpoint. (A target without a
         # checkpoint yet leaves it None: the first rollout then starts from nothing, and must not restart each tick.)
         s.stable_checkpoint = world.target.checkpoint
@@ -238,8 +258,6 @@ def reconcile(
             _maybe_start(ctx, world)
     else:
         _maybe_start(ctx, world)
-    if s.history and len(s.history) > spec.history_limit:
-        s.history = s.history[: spec.history_limit]  # historyLimit was lowered
     return Decision(ctx.s, ctx.actions, ctx.requeue)
 
 
@@ -250,7 +268,7 @@ def _references_broken(ctx: _Ctx, world: World) -> bool:
     elif world.target.error:
         problem, reason = world.target.error, "CheckpointFieldNotFound"
     elif world.baseline_error:
-        problem, reason = world.baseline_error, world.baseline_reason
+        problem, reason = world.baseline_error, world.baseline_reason or "BaselineNotFound"  # never an empty reason
     previous = cond.get_condition(ctx.s.conditions, cond.READY)
     if problem is None:
         if previous is not None and previous.status == "False":
@@ -374,6 +392,7 @@ def _start(ctx: _Ctx, world: World, checkpoint: str) -> None:
     _reset_rollout_counters(s)
     s.message = f"rolling out {checkpoint} (stable {s.stable_checkpoint})"
     ctx.condition(cond.PROGRESSING, "True", "RolloutStarted", s.message)
+    ctx.condition(cond.PAUSED, "False", "NotPaused", "")
     ctx.condition(cond.PROMOTED, "False", "RolloutInProgress", f"{checkpoint} is being rolled out")
     ctx.condition(cond.ROLLED_BACK, "False", "RolloutInProgress", "")
     ctx.event("RolloutStarted", s.message)
@@ -395,6 +414,7 @@ def _progress(ctx: _Ctx, world: World) -> None:
         s.canary_weight = 0
         s.current_step = None
         s.phase = "Idle"
+        ctx.condition(cond.PAUSED, "False", "NotPaused", "")
         _maybe_start(ctx, world)
         return
     _run_step(ctx, world)
@@ -450,7 +470,7 @@ def _advance(ctx: _Ctx, world: World) -> None:
         ctx.condition(cond.PROGRESSING, "True", "StepAdvanced", message)
         ctx.event("StepReached", message)
         ctx.actions.append(Notify("stepReached", message, s.canary_checkpoint))
-    ctx.soon()
+    # No requeue here: the step entered next (or the promotion) sets its own.
 
 
 def _describe(step: Step) -> str:
@@ -637,6 +657,7 @@ def _promote(ctx: _Ctx, world: World) -> None:
     ctx.condition(cond.PROGRESSING, "False", "Promoted", s.message)
     ctx.condition(cond.PAUSED, "False", "NotPaused", "")
     ctx.condition(cond.PROMOTED, "True", "Promoted", s.message)
+    ctx.condition(cond.ROLLED_BACK, "False", "Promoted", f"{candidate} was promoted")
     ctx.event("Promoted", s.message)
     ctx.actions.append(Notify("promoted", s.message, candidate))
 
