@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reconciles per second:       {reconciles / (t1 - t0):.1f}")
         print(f"mean reconcile duration:     {1000 * seconds / max(reconciles, 1):.0f} ms")
         print(f"operator memory:             {operator.rss_mib():.0f} MiB rss, {operator.peak_rss_mib():.0f} MiB peak")
+        sample = custom.get_namespaced_custom_object("modelratchet.io", "v1alpha1", NS, "modelrollouts", "r0")["status"]
+        print(f"sample rollout:              phase {sample.get('phase')}, {sample.get('lastHistoryId')} analyses, "
+              f"last verdict {sample.get('lastVerdict')}: {sample.get('message')}")
         print(f"reconcile errors:            {_total(m1, 'modelratchet_reconcile_errors_total'):.0f}")
         return 0
     finally:

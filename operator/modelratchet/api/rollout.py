@@ -96,7 +96,10 @@ class Analysis(ApiModel):
     interval: str = Field(default="30s", pattern=DURATION_PATTERN, description="Time between analyses.")
     failure_limit: int = Field(default=0, ge=0, le=100, description="Failed analyses tolerated before rolling back.")
     inconclusive_limit: int = Field(
-        default=3, ge=0, le=100, description="Inconclusive analyses (no data, unreachable) tolerated."
+        default=3,
+        ge=0,
+        le=100,
+        description="Consecutive inconclusive analyses (no data, unreachable) tolerated; a conclusive one resets it.",
     )
     on_inconclusive: Literal["rollback", "hold", "proceed"] = Field(
         default="rollback",

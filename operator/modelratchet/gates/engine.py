@@ -37,7 +37,7 @@ class ValidationResult:
     results: list[MetricResult]  # one per spec metric, in spec order
     summary: str  # e.g. "3 passed, 1 failed (accuracy), 0 inconclusive"
     pending: bool  # a statistical judge needs more samples, and nothing else failed or is missing
-    decided: bool  # every metric reached a final decision, or a critical failure settled the verdict
+    decided: bool  # a failure settled the verdict, or every metric's statistical judge reached its decision
     waiting: tuple[str, ...] = ()  # metrics whose statistical judge asked for more samples
 
     @property
@@ -325,6 +325,12 @@ def evaluate(
         results=results,
         summary=summarize(results),
         pending=bool(waiting) and verdict != "failed" and not data_missing,
-        decided=verdict == "failed" or all(r.outcome != "inconclusive" for r in results),
+        # A threshold looked at once settles nothing about the next look; only statistical judges accumulate
+        # evidence, so only when every metric has one can a pass end an analysis early.
+        decided=verdict == "failed"
+        or all(
+            r.outcome != "inconclusive" and (m.judge is not None and m.judge.type != "threshold")
+            for r, m in zip(results, spec.metrics, strict=True)
+        ),
         waiting=waiting,
     )

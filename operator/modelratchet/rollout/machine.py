@@ -558,7 +558,10 @@ def _analyze(ctx: _Ctx, world: World, step: Step) -> None:
                     return
                 # proceed: fail open, but say so.
                 ctx.event("InconclusiveProceeding", f"proceeding without conclusive data: {report.summary}", True)
-        elif verdict in ("passed", "warning") and s.phase == "Paused":
+        if verdict in ("passed", "warning"):
+            # inconclusiveLimit counts consecutive analyses without data: a gap that closes is forgiven.
+            s.inconclusive_analyses = 0
+        if verdict in ("passed", "warning") and s.phase == "Paused":
             # Data came back (hold) — resume.
             held = cond.get_condition(s.conditions, cond.PAUSED)
             if held and held.reason == "WaitingForData":
