@@ -54,10 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         traffic.start()
         config.load_kube_config(config_file=str(cluster.kubeconfig))
         api = client.ApiClient()
-        core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
+        _core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
         cluster.kubectl("create", "namespace", NS, check=False)
-        body = {"apiVersion": "modelratchet.io/v1alpha1", "kind": "ModelBaseline", "metadata": {"name": "bench"},
-                "spec": digits_baseline("bench", min_samples=1)}
+        body = {
+            "apiVersion": "modelratchet.io/v1alpha1",
+            "kind": "ModelBaseline",
+            "metadata": {"name": "bench"},
+            "spec": digits_baseline("bench", min_samples=1),
+        }
         custom.create_namespaced_custom_object("modelratchet.io", "v1alpha1", NS, "modelbaselines", body)
         for i in range(args.rollouts):
             apps.create_namespaced_deployment(NS, deployment(f"serving-{i}", V1, replicas=1))
@@ -71,9 +75,16 @@ def main(argv: list[str] | None = None) -> int:
                 "historyLimit": 20,
             }
             custom.create_namespaced_custom_object(
-                "modelratchet.io", "v1alpha1", NS, "modelrollouts",
-                {"apiVersion": "modelratchet.io/v1alpha1", "kind": "ModelRollout", "metadata": {"name": f"r{i}"},
-                 "spec": spec},
+                "modelratchet.io",
+                "v1alpha1",
+                NS,
+                "modelrollouts",
+                {
+                    "apiVersion": "modelratchet.io/v1alpha1",
+                    "kind": "ModelRollout",
+                    "metadata": {"name": f"r{i}"},
+                    "spec": spec,
+                },
             )
         operator.start()
 
@@ -86,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(args.seconds)  # the measurement window itself
         m1, t1 = operator.metrics(), time.monotonic()
         analyses = _total(m1, "modelratchet_analyses_total") - _total(m0, "modelratchet_analyses_total")
-        reconciles = m1["modelratchet_reconcile_duration_seconds_count"] - m0["modelratchet_reconcile_duration_seconds_count"]
+        reconciles = (
+            m1["modelratchet_reconcile_duration_seconds_count"] - m0["modelratchet_reconcile_duration_seconds_count"]
+        )
         seconds = m1["modelratchet_reconcile_duration_seconds_sum"] - m0["modelratchet_reconcile_duration_seconds_sum"]
         rate = analyses / (t1 - t0)
         print(f"rollouts analyzing:          {args.rollouts} (interval 1 s, 2 metrics, live baselines)")
@@ -95,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mean reconcile duration:     {1000 * seconds / max(reconciles, 1):.0f} ms")
         print(f"operator memory:             {operator.rss_mib():.0f} MiB rss, {operator.peak_rss_mib():.0f} MiB peak")
         sample = custom.get_namespaced_custom_object("modelratchet.io", "v1alpha1", NS, "modelrollouts", "r0")["status"]
-        print(f"sample rollout:              phase {sample.get('phase')}, {sample.get('lastHistoryId')} analyses, "
-              f"last verdict {sample.get('lastVerdict')}: {sample.get('message')}")
+        print(
+            f"sample rollout:              phase {sample.get('phase')}, {sample.get('lastHistoryId')} analyses, "
+            f"last verdict {sample.get('lastVerdict')}: {sample.get('message')}"
+        )
         print(f"reconcile errors:            {_total(m1, 'modelratchet_reconcile_errors_total'):.0f}")
         return 0
     finally:

@@ -71,7 +71,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     notifier = WebhookNotifier(client.CoreV1Api(api))
     reconciler = Reconciler(ours, api, MetricsProvider(), notifier)
     scheduler = Scheduler(_work, workers=16, max_interval=ours.tick_seconds)
-    _state.update(reconciler=reconciler, scheduler=scheduler, custom=client.CustomObjectsApi(api), settings=ours)
+    _state.update(
+        reconciler=reconciler,
+        scheduler=scheduler,
+        notifier=notifier,
+        custom=client.CustomObjectsApi(api),
+        settings=ours,
+    )
     lease_ns = os.environ.get("MODELRATCHET_LEASE_NAMESPACE")
     if lease_ns:
         identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
@@ -97,6 +103,8 @@ def shutdown(**_: Any) -> None:
         _state["elector"].stop()
     if "scheduler" in _state:
         _state["scheduler"].stop()
+    if "notifier" in _state:
+        _state["notifier"].close(timeout=5.0)  # let queued notifications go out
 
 
 @kopf.on.event(GROUP, VERSION, "modelrollouts")

@@ -51,7 +51,7 @@ def test_promote_passes_a_manual_pause() -> None:
     sim.gate("promote", requested_by="alice", requested_at=iso(5))
     t = sim.tick(5)
     assert events(t.actions) == ["PromoteRequested", "StepReached"]
-    assert gate_event(t.actions, "PromoteRequested").message == "step 1 skipped by alice"
+    assert gate_event(t.actions, "PromoteRequested").message == "step 2/3 skipped by alice"
     assert world_actions(t.actions) == [EnsureCanary("v2", 4)]
     s = t.status
     assert s.gate is None

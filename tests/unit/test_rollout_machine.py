@@ -120,7 +120,7 @@ def test_happy_path_trace() -> None:
     t = sim.tick(1)  # t=2: nothing due; sleep until the first analysis (t=31)
     assert t.request is None
     assert t.decision.requeue_after == 29.0
-    assert t.status.message == "analyzing v2 at step 1 (0 analyses)"
+    assert t.status.message == "analyzing v2 at step 2/2 (0 analyses)"
     assert (cond(t.status, "Progressing").reason) == "Analyzing"
 
     t = sim.tick(29)  # t=31: first analysis
@@ -307,7 +307,7 @@ def test_timed_pause() -> None:
     sim.tick()
     t = sim.tick(5)  # t=5 enters the pause until t=125
     assert t.status.phase == "Paused" and t.status.current_step == 1
-    assert t.status.message == f"paused at step 1 until {iso(125)}"
+    assert t.status.message == f"paused at step 2/3 until {iso(125)}"
     assert (cond(t.status, "Paused").status, cond(t.status, "Paused").reason) == ("True", "TimedPause")
     assert events(t.actions) == ["StepReached", "Paused"] and notifications(t.actions) == ["stepReached", "paused"]
     assert t.decision.requeue_after == IDLE_REQUEUE  # the heartbeat caps every requeue
@@ -932,7 +932,7 @@ def test_a_condition_flipped_and_back_in_one_reconcile_keeps_its_transition_time
     assert t.status.current_step == 2 and t.status.phase == "Paused"
     paused = cond(t.status, "Paused")
     assert paused.status == "True" and paused.last_transition_time == iso(1)  # True as stored: no transition
-    assert paused.message == f"paused at step 2 until {iso(41)}"
+    assert paused.message == f"paused at step 3/3 until {iso(41)}"
 
 
 def test_paused_condition_tracks_the_phase() -> None:

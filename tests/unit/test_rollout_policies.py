@@ -213,7 +213,7 @@ def test_proceed_below_the_limit_keeps_looking_like_the_other_policies() -> None
     sim.tick(30)
     t = sim.tick(30)  # t=61: the step is over but only 2 of 3 tolerated inconclusive looks are used
     assert step(sim) == 1 and t.status.phase == "Progressing"
-    assert t.status.message == "analyzing v2 at step 1 (2 analyses)"
+    assert t.status.message == "analyzing v2 at step 2/3 (2 analyses)"
     sim.tick(30)
     assert step(sim) == 1
     t = sim.tick(30)  # t=121: 4 > 3 -> fail open, recorded
@@ -304,7 +304,7 @@ def test_an_escalated_warning_within_the_failure_limit_cannot_end_the_step() -> 
         "False",
         "WarningEscalated",
     )
-    assert t.status.message == "analyzing v2 at step 1 (2 analyses)"
+    assert t.status.message == "analyzing v2 at step 2/3 (2 analyses)"
     sim.tick(30)  # t=91 P
     assert step(sim) == 2
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import defaultdict
@@ -61,7 +62,7 @@ def test_requeue_delay_is_honoured_and_capped() -> None:
     s.poke(("rollout", "ns", "a"))
     wait_until(lambda: len(times) == 3)
     s.stop()
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(0.15 <= g < 1.0 for g in gaps), gaps
 
 

@@ -336,7 +336,7 @@ def _apply_gate(ctx: _Ctx, world: World) -> None:
         return
     # promote: skip the current step (a pause, an analysis, a wait for data or a blocked warning).
     if running and s.current_step is not None and s.current_step < len(ctx.spec.steps):
-        ctx.event("PromoteRequested", f"step {s.current_step} skipped{who}")
+        ctx.event("PromoteRequested", f"step {_n(ctx)} skipped{who}")
         _advance(ctx, world)
     else:
         ctx.event("GateIgnored", "promote ignored: no step to skip")
@@ -465,12 +465,17 @@ def _advance(ctx: _Ctx, world: World) -> None:
     s.analysis_count = 0
     ctx.condition(cond.PAUSED, "False", "NotPaused", "")
     if s.current_step < len(ctx.spec.steps):
-        message = f"step {s.current_step}: {_describe(ctx.spec.steps[s.current_step])}"
+        message = f"step {_n(ctx)}: {_describe(ctx.spec.steps[s.current_step])}"
         s.message = message
         ctx.condition(cond.PROGRESSING, "True", "StepAdvanced", message)
         ctx.event("StepReached", message)
         ctx.actions.append(Notify("stepReached", message, s.canary_checkpoint))
     # No requeue here: the step entered next (or the promotion) sets its own.
+
+
+def _n(ctx: _Ctx) -> str:
+    """The current step for people: 1-based out of the total (status.currentStep stays a 0-based index)."""
+    return f"{(ctx.s.current_step or 0) + 1}/{len(ctx.spec.steps)}"
 
 
 def _describe(step: Step) -> str:
@@ -505,7 +510,7 @@ def _pause(ctx: _Ctx, world: World, step: Step) -> None:
     if step.pause.duration is None:
         if s.phase != "Paused":
             s.phase = "Paused"
-            s.message = f"paused at step {s.current_step}: `modelratchet promote` to continue, `abort` to roll back"
+            s.message = f"paused at step {_n(ctx)}: `modelratchet promote` to continue, `abort` to roll back"
             ctx.condition(cond.PAUSED, "True", "ManualGate", s.message)
             ctx.event("Paused", s.message)
             ctx.actions.append(Notify("paused", s.message, s.canary_checkpoint))
@@ -517,7 +522,7 @@ def _pause(ctx: _Ctx, world: World, step: Step) -> None:
         return
     if s.phase != "Paused":
         s.phase = "Paused"
-        s.message = f"paused at step {s.current_step} until {ts(end)}"
+        s.message = f"paused at step {_n(ctx)} until {ts(end)}"
         ctx.condition(cond.PAUSED, "True", "TimedPause", s.message)
         ctx.event("Paused", s.message)
         ctx.actions.append(Notify("paused", s.message, s.canary_checkpoint))
@@ -597,7 +602,7 @@ def _analyze(ctx: _Ctx, world: World, step: Step) -> None:
     if ctx.now >= end and (s.analysis_count or 0) > 0 and acceptable:
         _advance(ctx, world)
         return
-    s.message = f"analyzing {s.canary_checkpoint} at step {s.current_step} ({s.analysis_count or 0} analyses)"
+    s.message = f"analyzing {s.canary_checkpoint} at step {_n(ctx)} ({s.analysis_count or 0} analyses)"
     ctx.condition(cond.PROGRESSING, "True", "Analyzing", s.message)
     _soon_for_analysis(ctx, started, end)
 
