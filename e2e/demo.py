@@ -48,7 +48,8 @@ def follow(sc: Scenario, name: str, until: set[str], timeout: float = 180) -> di
                 for m in h["metrics"]:
                     print(f"        #{h['id']} {m['message']}", flush=True)
             last = line
-        if s.get("phase") in until and s.get("canaryCheckpoint") is None:
+        settled = s.get("phase") in until and s.get("canaryCheckpoint") is None
+        if settled and s.get("observedGeneration", 0) >= sc.rollout(name)["metadata"]["generation"]:
             print(f"    {s.get('message')}", flush=True)
             return s
         time.sleep(0.5)

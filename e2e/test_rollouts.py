@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from e2e.harness.operator_proc import OperatorProcess
 from e2e.harness.scenario import V1, V2, V3, V4, Scenario, digits_baseline, rollout_spec
@@ -231,3 +232,31 @@ def test_broken_references_become_conditions_and_fixing_them_resumes(
     assert operator.alive() and operator.starts >= 1
     errors = sum(v for k, v in operator.metrics().items() if k.startswith("modelratchet_reconcile_errors_total"))
     assert errors == 0, "broken references are conditions, not reconcile errors"
+
+
+def test_two_operator_replicas_act_once(
+    scenario: Scenario, operator: OperatorProcess, local_cluster: Any, prometheus: Any, tmp_path: Any
+) -> None:
+    """With a Lease, a second replica stands by; the rollout is promoted once, whoever leads."""
+    lease_env = {"MODELRATCHET_LEASE_NAMESPACE": scenario.ns, "MODELRATCHET_LEASE_NAME": "modelratchet-leader"}
+    operator.stop()
+    replicas = [
+        OperatorProcess(local_cluster.kubeconfig, prometheus.url, log_dir=tmp_path, extra_env=lease_env)
+        for _ in range(2)
+    ]
+    try:
+        for r in replicas:
+            r.start()
+        name = _setup(scenario, V2)
+        status = scenario.wait_phase(name, "Promoted", timeout=120)
+        _assert_history_is_clean(status)
+        assert [r for r, _ in scenario.events(name)].count("Promoted") == 1
+        lease = client.CoordinationV1Api(scenario.api).read_namespaced_lease("modelratchet-leader", scenario.ns)
+        assert lease.spec.holder_identity
+        # Exactly one replica did the work: the other never reconciled a rollout.
+        counts = [r.metrics().get("modelratchet_reconcile_duration_seconds_count", 0.0) for r in replicas]
+        assert sorted(c > 0 for c in counts) == [False, True], counts
+    finally:
+        for r in replicas:
+            r.stop()
+        operator.start()
