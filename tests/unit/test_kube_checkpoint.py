@@ -6,7 +6,6 @@ import copy
 from typing import Any
 
 import pytest
-
 from modelratchet.api.rollout import CheckpointFrom
 from modelratchet.kube.checkpoint import CheckpointFieldError, apply_patch, read_checkpoint, with_checkpoint
 from modelratchet.kube.deployments import (
