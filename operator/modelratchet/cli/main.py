@@ -17,6 +17,11 @@ COMMANDS = [
     "modelratchet.cli.check",
     "modelratchet.cli.crds",
     "modelratchet.cli.run",
+    "modelratchet.cli.status",
+    "modelratchet.cli.history",
+    "modelratchet.cli.gates",
+    "modelratchet.cli.report",
+    "modelratchet.cli.watch",
 ]
 
 

@@ -1,0 +1,271 @@
+"""`modelratchet report` rendering: summary, timeline, analyses and per-metric tables over time."""
+
+from __future__ import annotations
+
+import re
+
+from modelratchet.api.rollout import JudgeFigures, ModelRollout, ModelRolloutStatus
+from modelratchet.cli.render_report import TimelineEvent, render_report, select_entries, subject
+from test_cli_render_status import (
+    NOW,
+    V41,
+    V42,
+    V43,
+    analyzing_status,
+    bad_metrics,
+    condition,
+    entry,
+    good_metrics,
+    metric,
+    promoted_status,
+    rollout,
+)
+
+ROLLED_BACK = (
+    f"rolled back {V43}, serving {V42}: analysis failed: 1 passed, 2 failed (accuracy, elo), 0 inconclusive"
+)
+EVENTS = [
+    TimelineEvent("2025-03-04T10:31:05Z", "Warning", "RolledBack", ROLLED_BACK),
+    TimelineEvent("2025-03-04T10:09:30Z", "Normal", "RolloutStarted", f"rolling out {V43} (stable {V42})"),
+    TimelineEvent("2025-03-04T10:10:00Z", "Normal", "StepReached", "step 2/5: analyze for 5m", count=2),
+]
+
+
+def rolled_back() -> ModelRollout:
+    """v43 passed step 2/5 twice, then failed at step 5/5; an older analysis of v42 is still in the history."""
+    status = ModelRolloutStatus(
+        phase="RolledBack",
+        observed_generation=3,
+        message=ROLLED_BACK,
+        stable_checkpoint=V42,
+        canary_weight=0,
+        rollout_started_at="2025-03-04T10:09:30Z",
+        rolled_back_at="2025-03-04T10:31:05Z",
+        last_verdict="failed",
+        last_history_id=4,
+        last_good_checkpoints=[V42, V41],
+        rejected_checkpoints=[V43],
+        history=[
+            entry(4, "2025-03-04T10:31:00Z", bad_metrics(), verdict="failed", step=4,
+                  message="1 passed, 2 failed (accuracy, elo), 0 inconclusive"),
+            entry(3, "2025-03-04T10:11:00Z", good_metrics()),
+            entry(2, "2025-03-04T10:10:30Z", good_metrics()),
+            entry(1, "2025-03-04T09:00:00Z", good_metrics(), checkpoint=V42, step=None, stage="postPromotion"),
+        ],
+        conditions=[
+            condition("Ready", "True", "ReferencesResolved", "2025-03-04T09:00:00Z", "references resolve"),
+            condition("Progressing", "False", "AnalysisFailed", "2025-03-04T10:31:05Z", ROLLED_BACK),
+            condition("RolledBack", "True", "AnalysisFailed", "2025-03-04T10:31:05Z", ROLLED_BACK),
+        ],
+    )
+    return rollout(status)
+
+
+def section(text: str, title: str) -> list[str]:
+    """The lines of a ``### title`` section, up to the next heading of the same level."""
+    lines = text.splitlines()
+    start = lines.index(f"### {title}") + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("### ")), len(lines))
+    return [line for line in lines[start:end] if line]
+
+
+def tables(text: str) -> list[list[str]]:
+    blocks: list[list[str]] = []
+    current: list[str] = []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            blocks.append(current)
+            current = []
+    return blocks
+
+
+def cells(row: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]]
+
+
+# ------------------------------------------------------------------------------------------------ subject
+
+
+def test_subject_follows_the_phase() -> None:
+    assert subject(rollout(analyzing_status())) == (V43, V42)
+    assert subject(rollout(promoted_status())) == (V43, V42)
+    assert subject(rolled_back()) == (V43, V42)
+    idle = rollout(ModelRolloutStatus(phase="Idle", stable_checkpoint=V42), checkpoint=V43)
+    assert subject(idle) == (V43, V42)
+
+
+def test_entries_are_the_candidates_oldest_first() -> None:
+    assert [e.id for e in select_entries(rolled_back())] == [2, 3, 4]
+    assert [e.id for e in select_entries(rolled_back(), all_checkpoints=True)] == [1, 2, 3, 4]
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def test_report_of_a_rollback() -> None:
+    text = render_report(rolled_back(), EVENTS, NOW)
+    lines = text.splitlines()
+    assert lines[0] == "## ModelRollout `ml-prod/fraud-detector`: **Rolled back**"
+    assert lines[2] == (
+        "Candidate `s3://models/fraud/v43` against stable `s3://models/fraud/v42` on Deployment `fraud-serving`."
+    )
+    assert lines[4:16] == [
+        "| | |",
+        "| --- | --- |",
+        "| Target | Deployment `fraud-serving` |",
+        "| Baseline | ModelBaseline `fraud-detector` |",
+        "| Candidate | `s3://models/fraud/v43` |",
+        "| Stable (judged against) | `s3://models/fraud/v42` |",
+        "| Phase | RolledBack |",
+        f"| Outcome | {ROLLED_BACK} |",
+        "| Started | 2025-03-04T10:09:30Z |",
+        "| Ended | 2025-03-04T10:31:05Z (after 21m35s) |",
+        "| Analyses | 3: 2 passed, 1 failed |",
+        "| Rejected checkpoints | `s3://models/fraud/v43` |",
+    ]
+    assert lines[-1] == "_Generated by `modelratchet report` at 2025-03-04T10:12:30Z._"
+
+
+def test_timeline_merges_events_and_conditions_in_time_order() -> None:
+    timeline = section(render_report(rolled_back(), EVENTS, NOW, events_note="Events expire."), "Timeline")
+    assert timeline == [
+        "| Time | Source | Reason | Message |",
+        "| --- | --- | --- | --- |",
+        "| 2025-03-04T09:00:00Z | condition | Ready=True (ReferencesResolved) | references resolve |",
+        f"| 2025-03-04T10:09:30Z | Normal | RolloutStarted | rolling out {V43} (stable {V42}) |",
+        "| 2025-03-04T10:10:00Z | Normal | StepReached (x2) | step 2/5: analyze for 5m |",
+        f"| 2025-03-04T10:31:05Z | Warning | RolledBack | {ROLLED_BACK} |",
+        f"| 2025-03-04T10:31:05Z | condition | Progressing=False (AnalysisFailed) | {ROLLED_BACK} |",
+        f"| 2025-03-04T10:31:05Z | condition | RolledBack=True (AnalysisFailed) | {ROLLED_BACK} |",
+        "_Events expire._",
+    ]
+
+
+def test_analyses_and_metrics_over_time() -> None:
+    text = render_report(rolled_back(), EVENTS, NOW)
+    assert section(text, "Analyses") == [
+        "| # | Time | Step | Verdict | Summary |",
+        "| ---: | --- | --- | --- | --- |",
+        "| 2 | 2025-03-04T10:10:30Z | canary 2/5 | passed | 3 passed, 0 failed, 0 inconclusive |",
+        "| 3 | 2025-03-04T10:11:00Z | canary 2/5 | passed | 3 passed, 0 failed, 0 inconclusive |",
+        "| 4 | 2025-03-04T10:31:00Z | canary 5/5 | **failed** | 1 passed, 2 failed (accuracy, elo), 0 inconclusive |",
+    ]
+    metrics = text.split("### Metrics over time\n", 1)[1]
+    assert re.findall(r"^#### (.+)$", metrics, flags=re.M) == ["`eval_loss`", "`accuracy`", "`elo`"]
+    accuracy = tables(metrics)[1]
+    assert accuracy == [
+        "| # | Time | Step | Value | Baseline | Delta | Threshold | Outcome | Detail |",
+        "| ---: | --- | --- | ---: | ---: | ---: | --- | --- | --- |",
+        "| 2 | 2025-03-04T10:10:30Z | canary 2/5 | 0.93 | 0.92 | +0.01 | ratio 0.05 | passed | "
+        "0.93 is 1.09% above baseline 0.92, no regression (ratio) |",
+        "| 3 | 2025-03-04T10:11:00Z | canary 2/5 | 0.93 | 0.92 | +0.01 | ratio 0.05 | passed | "
+        "0.93 is 1.09% above baseline 0.92, no regression (ratio) |",
+        "| 4 | 2025-03-04T10:31:00Z | canary 5/5 | 0.87 | 0.92 | -0.05 | ratio 0.05 | **failed** (critical) | "
+        "0.87 is 5.4% below baseline 0.92, more than 5% (ratio) |",
+    ]
+    elo = tables(metrics)[2]
+    assert cells(elo[-1])[3:8] == ["1450", "1485", "-35", "delta 30", "**failed** (critical)"]
+
+
+def test_every_analysis_of_the_history_with_a_checkpoint_column() -> None:
+    text = render_report(rolled_back(), EVENTS, NOW, all_checkpoints=True)
+    analyses = section(text, "Analyses")
+    assert analyses[0] == "| # | Time | Checkpoint | Step | Verdict | Summary |"
+    assert [cells(r)[:4] for r in analyses[2:]] == [
+        ["1", "2025-03-04T09:00:00Z", f"`{V42}`", "post-promotion"],
+        ["2", "2025-03-04T10:10:30Z", f"`{V43}`", "canary 2/5"],
+        ["3", "2025-03-04T10:11:00Z", f"`{V43}`", "canary 2/5"],
+        ["4", "2025-03-04T10:31:00Z", f"`{V43}`", "canary 5/5"],
+    ]
+    assert "| Analyses | 4: 3 passed, 1 failed |" in text
+
+
+def test_statistical_judges_show_estimate_interval_and_samples() -> None:
+    looks = [
+        (1, 0.931, JudgeFigures(judge="sequential", estimate=0.011, ci_low=-0.004, ci_high=0.026, samples=420,
+                                expected_more=380)),
+        (2, 0.929, JudgeFigures(judge="sequential", estimate=0.009, ci_low=0.001, ci_high=0.017, samples=810)),
+    ]
+    history = [
+        entry(i, f"2025-03-04T10:1{i}:00Z", [metric("accuracy", v, 0.92, judge=j, outcome="inconclusive" if i == 1
+                                                    else "passed")], verdict="inconclusive" if i == 1 else "passed")
+        for i, v, j in looks
+    ]
+    history.append(entry(3, "2025-03-04T10:13:00Z", [metric("eval_loss", 0.44, 0.45, threshold=("max", 0.5))]))
+    ro = rollout(analyzing_status(history=list(reversed(history))))
+    text = render_report(ro, [], NOW)
+    accuracy, eval_loss = tables(text.split("### Metrics over time\n", 1)[1])
+    assert cells(accuracy[0]) == [
+        "#", "Time", "Step", "Value", "Baseline", "Delta", "Threshold", "Outcome",
+        "Judge", "Estimate", "CI", "Samples", "Detail",
+    ]
+    assert cells(accuracy[2])[7:12] == [
+        "*inconclusive*", "sequential", "+0.011", "[-0.004, 0.026]", "420 (+380 needed)"
+    ]
+    assert cells(accuracy[3])[7:12] == ["passed", "sequential", "+0.009", "[0.001, 0.017]", "810"]
+    assert "Judge" not in eval_loss[0]  # judge columns only where a judge reported figures
+    assert "| Progress | 50%: analyzed 2m30s of 5m (2 analyses) |" in text
+    assert "| Step | 2/5 analyze for 5m |" in text
+
+
+def test_report_of_a_promotion_under_watch() -> None:
+    status = promoted_status(
+        post_promotion_until="2025-03-04T10:30:00Z",
+        history=[
+            entry(5, "2025-03-04T10:12:00Z", good_metrics(), step=None, stage="postPromotion"),
+            entry(4, "2025-03-04T09:59:00Z", good_metrics(), step=4),
+        ],
+    )
+    text = render_report(rollout(status), [], NOW)
+    assert text.startswith("## ModelRollout `ml-prod/fraud-detector`: **Promoted**\n")
+    assert "| Ended | 2025-03-04T10:00:00Z (after 20m) |" in text
+    assert "| Post-promotion watch | until 2025-03-04T10:30:00Z |" in text
+    assert "| Progress | 41%: post-promotion watch 12m30s of 30m, until 2025-03-04T10:30:00Z |" in text
+    assert [cells(r)[2] for r in section(text, "Analyses")[2:]] == ["canary 5/5", "post-promotion"]
+    assert section(text, "Steps") == [
+        "| Step | Action |",
+        "| ---: | --- |",
+        "| 1/5 | setWeight 10 |",
+        "| 2/5 | analyze for 5m |",
+        "| 3/5 | setWeight 50 |",
+        "| 4/5 | pause until promoted |",
+        "| 5/5 | analyze for 10m |",
+    ]
+
+
+def test_report_without_analyses_or_events() -> None:
+    text = render_report(rollout(None), [], NOW)
+    assert text.startswith("## ModelRollout `ml-prod/fraud-detector`: **Not reconciled yet**\n")
+    assert section(text, "Timeline") == ["No events or conditions recorded."]
+    assert section(text, "Analyses") == [
+        "No analyses recorded of `s3://models/fraud/v43`.",
+        "_Generated by `modelratchet report` at 2025-03-04T10:12:30Z._",
+    ]
+    assert "### Metrics over time" not in text
+
+
+def test_steps_of_a_running_rollout_are_marked() -> None:
+    text = render_report(rollout(analyzing_status(current_step=3, phase="Paused")), [], NOW)
+    assert section(text, "Steps")[2:] == [
+        "| 1/5 | setWeight 10 | done |",
+        "| 2/5 | analyze for 5m | done |",
+        "| 3/5 | setWeight 50 | done |",
+        "| 4/5 | pause until promoted | **current** |",
+        "| 5/5 | analyze for 10m | pending |",
+    ]
+    assert "| Progress | waiting for promote |" in text
+    assert f"| Message | analyzing {V43} at step 2/5 (2 analyses) |" in text  # not an outcome yet
+
+
+def test_every_table_is_rectangular() -> None:
+    for text in (
+        render_report(rolled_back(), EVENTS, NOW),
+        render_report(rolled_back(), EVENTS, NOW, all_checkpoints=True),
+        render_report(rollout(analyzing_status(current_step=3, phase="Paused")), EVENTS, NOW),
+    ):
+        for block in tables(text):
+            widths = {len(cells(row)) for row in block}
+            assert len(widths) == 1, block
+            assert set(block[1].replace("|", "").split()) <= {"---", "---:"}, block[1]
