@@ -1,0 +1,1 @@
+"""Benchmarks of ModelRatchet's decision code on simulated data."""

@@ -1,0 +1,5 @@
+"""``python -m bench.judges``."""
+
+from .cli import main
+
+raise SystemExit(main())
