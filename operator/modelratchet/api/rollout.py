@@ -83,6 +83,16 @@ class Step(ApiModel):
         }
     }
 
+    def describe(self) -> str:
+        """The step in words, as messages and the CLI show it."""
+        if self.set_weight is not None:
+            return f"setWeight {self.set_weight}"
+        if self.analyze is not None:
+            return f"analyze for {self.analyze.duration}"
+        if self.pause is not None and self.pause.duration:
+            return f"pause for {self.pause.duration}"
+        return "pause until promoted"
+
     @model_validator(mode="after")
     def _one(self) -> Step:
         if sum(x is not None for x in (self.set_weight, self.analyze, self.pause)) != 1:

@@ -77,13 +77,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "
 
 
 def describe_step(step: Step) -> str:
-    if step.set_weight is not None:
-        return f"setWeight {step.set_weight}"
-    if step.analyze is not None:
-        return f"analyze for {step.analyze.duration}"
-    if step.pause is not None and step.pause.duration:
-        return f"pause for {step.pause.duration}"
-    return "pause until promoted"
+    return step.describe()
 
 
 def step_label(steps: Sequence[Step], index: int | None) -> str:

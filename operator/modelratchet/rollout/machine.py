@@ -465,7 +465,7 @@ def _advance(ctx: _Ctx, world: World) -> None:
     s.analysis_count = 0
     ctx.condition(cond.PAUSED, "False", "NotPaused", "")
     if s.current_step < len(ctx.spec.steps):
-        message = f"step {_n(ctx)}: {_describe(ctx.spec.steps[s.current_step])}"
+        message = f"step {_n(ctx)}: {ctx.spec.steps[s.current_step].describe()}"
         s.message = message
         ctx.condition(cond.PROGRESSING, "True", "StepAdvanced", message)
         ctx.event("StepReached", message)
@@ -477,15 +477,6 @@ def _n(ctx: _Ctx) -> str:
     """The current step for people: 1-based out of the total (status.currentStep stays a 0-based index)."""
     return f"{(ctx.s.current_step or 0) + 1}/{len(ctx.spec.steps)}"
 
-
-def _describe(step: Step) -> str:
-    if step.set_weight is not None:
-        return f"setWeight {step.set_weight}"
-    if step.analyze is not None:
-        return f"analyze for {step.analyze.duration}"
-    if step.pause is not None and step.pause.duration:
-        return f"pause for {step.pause.duration}"
-    return "pause until promoted"
 
 
 def _set_weight(ctx: _Ctx, world: World, weight: int) -> None:
