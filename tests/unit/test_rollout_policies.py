@@ -590,8 +590,13 @@ def test_revert_without_an_earlier_good_checkpoint() -> None:
     t = sim.tick(30)
     assert events(t.actions) == ["RevertImpossible"]
     assert world_actions(t.actions) == []
-    assert t.status.phase == "Promoted" and t.status.post_promotion_until is None
+    assert t.status.phase == "Failed" and t.status.post_promotion_until is None
+    assert "no earlier good checkpoint" in (t.status.message or "")
     assert sim.target_checkpoint == "v2"
+    # It stays Failed (and keeps serving) until a new checkpoint is asked for.
+    assert sim.tick(60).status.phase == "Failed"
+    sim.set_spec(checkpoint="v3")
+    assert sim.tick(1).status.phase == "Progressing"
 
 
 def test_revert_falls_back_to_the_last_good_list() -> None:

@@ -359,6 +359,9 @@ def _maybe_start(ctx: _Ctx, world: World) -> None:
         ctx.soon(2.0)
     desired = spec.checkpoint
     if desired == s.stable_checkpoint:
+        promoted = cond.get_condition(s.conditions, cond.PROMOTED)
+        if s.phase == "Failed" and promoted is not None and promoted.reason == "RevertImpossible":
+            return  # a regressed checkpoint with nothing to revert to: Failed until a new one is asked for
         if s.phase not in ("Promoted", "Idle"):
             s.phase = "Idle"
         s.message = f"serving {s.stable_checkpoint}"
@@ -688,8 +691,13 @@ def _revert(ctx: _Ctx, reason: str, message: str) -> None:
     bad = s.stable_checkpoint or ""
     previous = s.previous_checkpoint or next((c for c in s.last_good_checkpoints or [] if c != bad), None)
     if previous is None:
-        ctx.event("RevertImpossible", f"{bad} regressed but no earlier good checkpoint is known", warning=True)
+        # Nothing to slip back to: say so loudly (Failed, Degraded in Argo CD) and keep serving what there is.
+        text = f"{bad} regressed after promotion but no earlier good checkpoint is known; it keeps serving"
+        ctx.event("RevertImpossible", text, warning=True)
         s.post_promotion_until = None
+        s.phase = "Failed"
+        s.message = f"{text}: {message}"
+        ctx.condition(cond.PROMOTED, "False", "RevertImpossible", s.message)
         return
     ctx.act(SetTargetCheckpoint(previous))
     s.rejected_checkpoints = _push_front(s.rejected_checkpoints, bad, REJECTED_LIMIT)
