@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,11 +13,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from e2e.harness.cluster import free_port
+from e2e.harness.procs import rss_kib
 
 
 class OperatorProcess:
@@ -38,7 +34,7 @@ class OperatorProcess:
         self.tick_seconds = tick_seconds
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="modelratchet-operator-"))
         self.extra_env = extra_env or {}
-        self.metrics_port = _free_port()
+        self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -108,17 +104,7 @@ class OperatorProcess:
         return out
 
     def rss_mib(self) -> float:
-        if not self.proc:
-            return 0.0
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        return rss_kib(self.proc.pid) / 1024 if self.proc else 0.0
 
     def peak_rss_mib(self) -> float:
-        if not self.proc:
-            return 0.0
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        return rss_kib(self.proc.pid, "VmHWM") / 1024 if self.proc else 0.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -265,6 +264,3 @@ class Scenario:
         evs = self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name}")
         return [(e.reason, e.message) for e in evs.items]
 
-
-def copy_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(spec)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 
 from modelratchet.api.baseline import ModelBaselineSpec
@@ -48,7 +47,7 @@ def run_analysis(
                 baseline[m.name] = recorded
     result = evaluate(
         live,
-        _as_inputs(observed.candidate),
+        dict(observed.candidate),
         baseline,
         look=request.look,
         max_looks=request.max_looks,
@@ -65,6 +64,3 @@ def run_analysis(
     invalid = [f"{p.metric}: {p.message}" for p in observed.problems if p.kind == "invalid_query"]
     return report, result, invalid
 
-
-def _as_inputs(values: Mapping[str, Observation]) -> dict[str, float | Observation | None]:
-    return dict(values)

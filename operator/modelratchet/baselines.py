@@ -9,6 +9,7 @@ from kubernetes import client
 from pydantic import ValidationError
 
 from modelratchet.api.baseline import ModelBaselineSpec, ModelBaselineStatus
+from modelratchet.api.errors import validation_problems
 from modelratchet.kube import resources as res
 from modelratchet.rollout.conditions import set_condition
 from modelratchet.rollout.machine import ts
@@ -32,9 +33,8 @@ def baseline_status(obj: dict[str, Any], rollouts: list[dict[str, Any]], now: da
         ok: Literal["True", "False"] = "True"
         reason, message = "Valid", f"{len(spec.metrics)} metrics"
     except ValidationError as e:
-        first = e.errors()[0]
         ok, reason = "False", "Invalid"
-        message = f"spec.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        message = validation_problems(e, "spec")[0]
         status.metric_count = len((obj.get("spec") or {}).get("metrics") or [])
     status.conditions = set_condition(
         status.conditions or [], "Ready", ok, reason, message, now=ts(now), generation=generation

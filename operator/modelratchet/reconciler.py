@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from modelratchet import telemetry
 from modelratchet.analysis import run_analysis
 from modelratchet.api.baseline import ModelBaselineSpec
+from modelratchet.api.errors import validation_problems
 from modelratchet.api.rollout import ModelRolloutSpec, ModelRolloutStatus, Notification
 from modelratchet.gates import ValidationResult
 from modelratchet.kube import deployments as deps
@@ -81,9 +82,7 @@ class Reconciler:
         try:
             return ModelBaselineSpec.model_validate(obj.get("spec") or {}), obj, None
         except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            return None, obj, f"ModelBaseline {name!r} is invalid: spec.{where}: {first['msg']}"
+            return None, obj, f"ModelBaseline {name!r} is invalid: {validation_problems(e, 'spec')[0]}"
 
     def _canary(self, namespace: str, target: str, uid: str) -> tuple[dict[str, Any] | None, str | None]:
         dep = deps.read_deployment(self.apps, namespace, deps.canary_name(target))
@@ -107,8 +106,7 @@ class Reconciler:
             spec = ModelRolloutSpec.model_validate(obj.get("spec") or {})
         except ValidationError as e:
             # The API server validates too, so this only happens across versions; say so, never crash-loop.
-            first = e.errors()[0]
-            msg = f"spec.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+            msg = validation_problems(e, "spec")[0]
             res.patch_status(self.custom, res.ROLLOUTS, namespace, name, {"phase": "Failed", "message": msg})
             return 60.0
         status = ModelRolloutStatus.model_validate(obj.get("status") or {})

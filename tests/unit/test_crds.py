@@ -11,7 +11,7 @@ import pytest
 import yaml
 from modelratchet.api import ModelBaseline, ModelRollout
 from modelratchet.api.crds import all_crds, render
-from modelratchet.cli.inputs import validation_problems
+from modelratchet.api.errors import validation_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = "python -m modelratchet.api.crds  (or: modelratchet crds)"

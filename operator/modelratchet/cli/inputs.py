@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from pydantic import ValidationError
+from modelratchet.api.errors import validation_problems
 
+if TYPE_CHECKING:
     from modelratchet.api.baseline import ModelBaseline, ModelBaselineSpec
 
 STDIN = "-"
@@ -38,37 +37,6 @@ def read_text(path: str) -> str:
         raise BadInput([f"cannot read {path}: {e.strerror or e}"]) from None
     except UnicodeDecodeError:
         raise BadInput([f"cannot read {path}: not UTF-8 text"]) from None
-
-
-# Union members appear in pydantic's error locations ("float", "literal['live']"); they are not fields.
-_UNION_MEMBER = re.compile(r"^(float|int|str|bool|list\[.*\]|dict\[.*\]|literal\[.*\]|function-\w+\[.*\])$")
-_PREFIXES = ("Value error, ", "Assertion failed, ")
-
-
-def field_path(loc: Iterable[int | str]) -> str:
-    """``('spec', 'metrics', 1, 'threshold')`` -> ``spec.metrics[1].threshold``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not _UNION_MEMBER.match(part):
-            out += f".{part}" if out else part
-    return out or "(document)"
-
-
-def validation_problems(exc: ValidationError) -> list[str]:
-    """One line per offending field, e.g. ``spec.metrics[1].threshold.type: Input should be 'min', ...``."""
-    merged: dict[str, list[str]] = {}
-    for err in exc.errors(include_url=False):
-        message = err["msg"]
-        for prefix in _PREFIXES:
-            message = message.removeprefix(prefix)
-        if err["type"] == "extra_forbidden":
-            message = "unknown field"
-        messages = merged.setdefault(field_path(err["loc"]), [])
-        if message not in messages:
-            messages.append(message)
-    return [f"{path}: {' or '.join(messages)}" for path, messages in merged.items()]
 
 
 def _yaml_documents(text: str, where: str) -> list[Any]:

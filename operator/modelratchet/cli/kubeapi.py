@@ -296,13 +296,12 @@ def read_deployment(cluster: Cluster, namespace: str, name: str) -> dict[str, An
 def parse_rollout(obj: dict[str, Any]) -> ModelRollout:
     from pydantic import ValidationError
 
+    from modelratchet.api.errors import validation_problems
     from modelratchet.api.rollout import ModelRollout
 
     try:
         return ModelRollout.model_validate(obj)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
         name = (obj.get("metadata") or {}).get("name")
-        message = f'modelrollout "{name}" cannot be read by this CLI version: {where}: {first["msg"]}'
+        message = f'modelrollout "{name}" cannot be read by this CLI version: {validation_problems(e)[0]}'
         raise CliError(message, EXIT_NO) from None
