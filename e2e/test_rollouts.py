@@ -28,6 +28,12 @@ def _assert_history_is_clean(status: dict[str, Any]) -> None:
     assert ids == list(range(status["lastHistoryId"], status["lastHistoryId"] - len(ids), -1)), ids
 
 
+def _recorded_once(sc: Scenario, name: str, reason: str) -> None:
+    """The Event is posted right after the status that records the transition: wait for it, then count."""
+    wait_for(lambda: reason in [r for r, _ in sc.events(name)], timeout=30, message=f"{reason} event")
+    assert [r for r, _ in sc.events(name)].count(reason) == 1, f"{reason} recorded exactly once"
+
+
 def _setup(sc: Scenario, checkpoint: str, *, baseline: dict[str, Any] | None = None, **spec: Any) -> str:
     sc.create("modelbaselines", "digits", baseline or digits_baseline(sc.model))
     sc.create("modelrollouts", "digits", rollout_spec(sc.target, "digits", checkpoint, **spec))
@@ -53,8 +59,8 @@ def test_better_checkpoint_is_promoted_through_every_step(scenario: Scenario) ->
         assert next(h for h in history if h["step"] == step)["verdict"] in ("passed", "warning")
     accuracy = next(m for m in history[0]["metrics"] if m["metric"] == "accuracy")
     assert accuracy["baseline"] is not None and accuracy["value"] >= accuracy["baseline"] * 0.95
-    reasons = [r for r, _ in scenario.events(name)]
-    assert "RolloutStarted" in reasons and reasons.count("Promoted") == 1
+    _recorded_once(scenario, name, "Promoted")
+    assert "RolloutStarted" in [r for r, _ in scenario.events(name)]
     mb = scenario.get("modelbaselines", "digits")["status"]
     assert mb["usedBy"] == ["digits"] and mb["metricCount"] == 2
     assert mb["lastValidation"]["checkpoint"] == V2
@@ -156,7 +162,7 @@ def test_operator_killed_during_analysis_resumes_without_duplicates(
     _assert_history_is_clean(status)
     assert scenario.target_checkpoint() == V2 and scenario.canary() is None
     assert status["lastGoodCheckpoints"].count(V2) == 1
-    assert [r for r, _ in scenario.events(name)].count("Promoted") == 1, "promoted exactly once"
+    _recorded_once(scenario, name, "Promoted")
 
 
 def test_regression_after_promotion_reverts_to_previous_good(scenario: Scenario, prometheus: Any) -> None:
@@ -250,7 +256,7 @@ def test_two_operator_replicas_act_once(
         name = _setup(scenario, V2)
         status = scenario.wait_phase(name, "Promoted", timeout=120)
         _assert_history_is_clean(status)
-        assert [r for r, _ in scenario.events(name)].count("Promoted") == 1
+        _recorded_once(scenario, name, "Promoted")
         lease = client.CoordinationV1Api(scenario.api).read_namespaced_lease("modelratchet-leader", scenario.ns)
         assert lease.spec.holder_identity
         # Exactly one replica did the work: the other never reconciled a rollout.

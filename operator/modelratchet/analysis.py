@@ -63,4 +63,3 @@ def run_analysis(
     )
     invalid = [f"{p.metric}: {p.message}" for p in observed.problems if p.kind == "invalid_query"]
     return report, result, invalid
-

@@ -53,5 +53,8 @@ def reconcile_baseline(custom: client.CustomObjectsApi, namespace: str, name: st
     new.pop("lastValidation", None)
     changed = {k: v for k, v in new.items() if old.get(k) != v}
     if changed:
-        res.patch_status(custom, res.BASELINES, namespace, name, changed)
+        try:
+            res.patch_status(custom, res.BASELINES, namespace, name, changed)
+        except res.Gone:
+            return None
     return 30.0

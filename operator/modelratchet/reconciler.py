@@ -97,6 +97,14 @@ class Reconciler:
 
     def tick(self, namespace: str, name: str) -> float | None:
         """Reconcile once; returns seconds until the next look, or None when the object is gone."""
+        try:
+            return self._tick(namespace, name)
+        except res.Gone:
+            # Deleted while this look ran (e.g. its namespace is going away): not an error, just the end.
+            telemetry.observe_phase(namespace, name, None)
+            return None
+
+    def _tick(self, namespace: str, name: str) -> float | None:
         started = time.monotonic()
         obj = res.get(self.custom, res.ROLLOUTS, namespace, name)
         if obj is None:
@@ -247,5 +255,5 @@ class Reconciler:
         }
         try:
             res.patch_status(self.custom, res.BASELINES, namespace, baseline, {"lastValidation": last})
-        except ApiException as e:
+        except (ApiException, res.Gone) as e:
             log.warning("could not record the validation on ModelBaseline %s: %s", baseline, _short(e))

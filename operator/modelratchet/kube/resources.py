@@ -21,6 +21,10 @@ class Conflict(Exception):
     """The object changed since it was read; the next look starts from the new version."""
 
 
+class Gone(Exception):
+    """The object was deleted since it was read; there is nothing left to reconcile."""
+
+
 def get(custom: client.CustomObjectsApi, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
     try:
         resp: Any = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, _preload_content=False)
@@ -51,13 +55,20 @@ def replace_status(custom: client.CustomObjectsApi, plural: str, obj: dict[str, 
     except ApiException as e:
         if e.status == 409:
             raise Conflict(meta["name"]) from e
+        if e.status == 404:
+            raise Gone(meta["name"]) from e
         raise
 
 
 def patch_status(
     custom: client.CustomObjectsApi, plural: str, namespace: str, name: str, status: dict[str, Any]
 ) -> None:
-    custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, {"status": status})
+    try:
+        custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, {"status": status})
+    except ApiException as e:
+        if e.status == 404:
+            raise Gone(name) from e
+        raise
 
 
 def emit_event(core: client.CoreV1Api, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:

@@ -481,7 +481,6 @@ def _n(ctx: _Ctx) -> str:
     return f"{(ctx.s.current_step or 0) + 1}/{len(ctx.spec.steps)}"
 
 
-
 def _set_weight(ctx: _Ctx, world: World, weight: int) -> None:
     s = ctx.s
     assert world.target is not None and s.canary_checkpoint is not None
