@@ -30,6 +30,13 @@ class OperatorSettings:
     peering: str | None = None  # Kopf peering object; set when running more than one replica
     priority: int = 0
     field_manager: str = "modelratchet"
+    # Leader election (client-go's defaults): a leader that cannot renew within renew_deadline stops acting,
+    # and only lease_duration after the last renewal it saw may another replica take over.
+    lease_duration_seconds: float = 15.0
+    lease_renew_deadline_seconds: float = 10.0
+    lease_retry_period_seconds: float = 2.0
+    # Bound on every Kubernetes API request (connect + read), so one hung call cannot stall a worker or a renewal.
+    kube_request_timeout: float = 10.0
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -47,4 +54,8 @@ class OperatorSettings:
             metrics_port=int(env("MODELRATCHET_METRICS_PORT") or 8080),
             peering=env("MODELRATCHET_PEERING") or None,
             priority=int(env("MODELRATCHET_PRIORITY") or 0),
+            lease_duration_seconds=_float("MODELRATCHET_LEASE_DURATION", 15.0),
+            lease_renew_deadline_seconds=_float("MODELRATCHET_LEASE_RENEW_DEADLINE", 10.0),
+            lease_retry_period_seconds=_float("MODELRATCHET_LEASE_RETRY_PERIOD", 2.0),
+            kube_request_timeout=_float("MODELRATCHET_KUBE_REQUEST_TIMEOUT", 10.0),
         )
