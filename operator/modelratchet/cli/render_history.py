@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from modelratchet.api.rollout import HistoryEntry, MetricResult
 from modelratchet.gates.format import num, pair
 
-from .render_status import table
+from .render_status import sanitize, table
 
 # One word per check outcome; a failed check reads by the severity it carries.
 _FAILED_MARK = {"critical": "FAIL", "warning": "WARN", "info": "info"}
@@ -64,7 +64,10 @@ def render_table(entries: Sequence[HistoryEntry], steps: int | None = None) -> s
 
 
 def render_json(entries: Sequence[HistoryEntry]) -> str:
-    """The entries as stored in status.history (camelCase), newest first."""
+    """The entries as stored in status.history (camelCase), newest first.
+
+    JSON escapes every control character (``\\u001b``), so this needs no sanitizing.
+    """
     return json.dumps([e.wire() for e in entries], indent=2) + "\n"
 
 
@@ -83,4 +86,4 @@ def render_markdown(entries: Sequence[HistoryEntry], steps: int | None = None, t
         metrics = "<br>".join(md(metric_brief(m)) for m in e.metrics) or "-"
         cells = [e.time, str(e.id), f"`{md(e.checkpoint)}`", stage_label(e, steps), verdict, metrics]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return sanitize("\n".join(lines) + "\n")

@@ -8,6 +8,7 @@ Steps are numbered from 1 here (``step 2/5`` is the second of five), while ``sta
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,24 @@ BAR_WIDTH = 20
 RUNNING = ("Progressing", "Paused")
 
 # ------------------------------------------------------------------------------------------- shared helpers
+
+# Status text is written by the operator from what users and Prometheus said: a checkpoint name or a query error
+# could carry escape sequences that retitle, clear or rewrite the reader's terminal. Whole sequences go first
+# (so no "[2J" or "0;title" is left behind), then every remaining control character.
+_ESCAPE_SEQUENCES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI, e.g. ESC [ 2 J
+    r"|\x9b[0-?]*[ -/]*[@-~]"  # CSI, 8-bit
+    r"|\x1b[\]PX^_][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"  # OSC, DCS, SOS, PM, APC up to BEL or ST
+    r"|[\x90\x98\x9d\x9e\x9f][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"  # the same, 8-bit
+    r"|\x1b[ -/]*[0-~]"  # any other escape sequence
+)
+# C0 but newline and tab, DEL, C1, and the bidirectional overrides that reorder what a terminal shows.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def sanitize(text: str) -> str:
+    """``text`` without terminal escape sequences or control characters (newline and tab stay)."""
+    return _CONTROL_CHARACTERS.sub("", _ESCAPE_SEQUENCES.sub("", text))
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -67,7 +86,7 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> str:
     """Columns padded to their widest cell; the last column is left ragged."""
-    all_rows = [list(headers), *(list(r) for r in rows)]
+    all_rows = [list(headers), *([sanitize(c) for c in r] for r in rows)]
     widths = [max(len(r[i]) for r in all_rows) for i in range(len(headers) - 1)]
     lines = []
     for r in all_rows:
@@ -278,7 +297,7 @@ def render_detail(ro: ModelRollout, now: datetime, traffic: Traffic | None = Non
     out = "".join(f"{(k + ':').ljust(width)}{v}\n" for k, v in fields)
     out += "Steps:\n" + _steps(ro)
     out += "Conditions:\n" + _conditions(ro, now)
-    return out
+    return sanitize(out)
 
 
 def _short_progress(ro: ModelRollout, now: datetime) -> str:
@@ -312,4 +331,4 @@ def render_table(rollouts: Sequence[ModelRollout], now: datetime, *, all_namespa
         if all_namespaces:
             row.insert(0, str(ro.metadata.get("namespace", "-")))
         rows.append(row)
-    return table(headers, rows)
+    return sanitize(table(headers, rows))

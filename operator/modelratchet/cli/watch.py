@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _final(name: str, result: str, ro: Any) -> str:
-    from .render_status import status_of
+    from .render_status import sanitize, status_of
 
     s = status_of(ro)
     text = {
@@ -67,7 +67,7 @@ def _final(name: str, result: str, ro: Any) -> str:
         "rolledBack": s.message or f"{ro.spec.checkpoint} was rolled back",
         "failed": f"failed: {s.message or 'see the conditions'}",
     }[result]
-    return f'modelrollout "{name}": {text}'
+    return sanitize(f'modelrollout "{name}": {text}')
 
 
 def _run(args: argparse.Namespace) -> int:
