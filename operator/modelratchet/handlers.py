@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from modelratchet import telemetry
 from modelratchet.api.common import GROUP, VERSION
 from modelratchet.baselines import reconcile_baseline
+from modelratchet.kube import deployments as deps
+from modelratchet.kube import resources as res
 from modelratchet.kube.leader import LeaseElector
 from modelratchet.metrics.provider import MetricsProvider
 from modelratchet.reconciler import Reconciler
@@ -23,29 +30,122 @@ log = logging.getLogger("modelratchet")
 
 _state: dict[str, Any] = {}
 
+MAX_ERROR_MESSAGE = 1024
+STANDBY_RETRY = 1.0  # seconds: a replica that lost the lease mid-reconcile looks again (and defers again)
+_KINDS = {"rollout": (res.ROLLOUTS, "ModelRollout"), "baseline": (res.BASELINES, "ModelBaseline")}
 
-def _api_client() -> client.ApiClient:
+
+def _always() -> bool:
+    return True
+
+
+def _load_config() -> None:
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+
+
+def describe_error(e: BaseException, limit: int = MAX_ERROR_MESSAGE) -> str:
+    """``Type: message`` on one bounded line; an API error says its status and the server's message only."""
+    if isinstance(e, ApiException):
+        text = f"{e.status} {e.reason}"
+        try:
+            detail = json.loads(e.body or "{}").get("message")
+        except (ValueError, AttributeError):
+            detail = None
+        if detail:
+            text += f": {detail}"
+    else:
+        text = str(e)
+    out = " ".join(f"{type(e).__name__}: {text}".split()) if text else type(e).__name__
+    return out if len(out) <= limit else out[: limit - 1] + "\u2026"
+
+
+class _Health:
+    """Which objects may carry Degraded=True, so a clean reconcile ends it without a read every time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clean: set[Key] = set()  # known not to carry Degraded=True: checked, and no failure since
+
+    def unknown(self, key: Key) -> None:
+        with self._lock:
+            self._clean.discard(key)
+
+    def is_clean(self, key: Key) -> bool:
+        with self._lock:
+            return key in self._clean
+
+    def clean(self, key: Key) -> None:
+        with self._lock:
+            self._clean.add(key)
+
+
+_health = _Health()
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _record_failure(key: Key, e: Exception) -> None:
+    """Degraded=True with the error on the object's status, and a Warning Event when the error is new."""
+    kind, namespace, name = key
+    plural, _ = _KINDS[kind]
+    custom: client.CustomObjectsApi = _state["custom"]
+    _health.unknown(key)
+    message = describe_error(e)
+    try:
+        obj = res.set_degraded(custom, plural, namespace, name, message, now=_now())
+        if obj is not None:
+            res.emit_event(_state["core"], obj, "Warning", "ReconcileError", message)
+    except (res.Conflict, res.Gone, res.NotLeader):
+        pass  # changed, deleted or not ours to write: the next attempt records it if it still fails
+    except Exception as e2:  # e.g. the API server is what fails: the original error is what matters
+        log.warning("could not record the reconcile error on %s %s/%s: %s", kind, namespace, name, describe_error(e2))
+
+
+def _record_success(key: Key) -> None:
+    kind, namespace, name = key
+    if _health.is_clean(key):
+        return
+    try:
+        res.set_degraded(_state["custom"], _KINDS[kind][0], namespace, name, None, now=_now())
+    except (res.Conflict, res.NotLeader):
+        return  # try again after the next clean reconcile
+    except res.Gone:
+        pass
+    except Exception as e:
+        log.warning("could not clear Degraded on %s %s/%s: %s", kind, namespace, name, describe_error(e))
+        return
+    _health.clean(key)
 
 
 def _work(key: Key) -> float | None:
+    """One reconcile. An error becomes a Degraded condition and an Event, then propagates: the scheduler backs
+    off exponentially, so a broken object is retried ever more slowly, never silently and never in a spin."""
     kind, namespace, name = key
-    if kind == "rollout":
-        reconciler: Reconciler = _state["reconciler"]
-        try:
-            return reconciler.tick(namespace, name)
-        except Exception:
-            telemetry.RECONCILE_ERRORS.labels(namespace, "ModelRollout").inc()
-            raise
     try:
-        return reconcile_baseline(_state["custom"], namespace, name)
-    except Exception:
-        telemetry.RECONCILE_ERRORS.labels(namespace, "ModelBaseline").inc()
+        if kind == "rollout":
+            reconciler: Reconciler = _state["reconciler"]
+            delay = reconciler.tick(namespace, name)
+        else:
+            delay = reconcile_baseline(_state["custom"], namespace, name)
+    except res.NotLeader:
+        log.info("lost the lease during the reconcile of %s %s/%s; the leader carries on", kind, namespace, name)
+        return STANDBY_RETRY
+    except Exception as e:
+        telemetry.RECONCILE_ERRORS.labels(namespace, _KINDS[kind][1]).inc()
+        _record_failure(key, e)
         raise
+    if delay is None:  # gone
+        if kind == "rollout":
+            telemetry.forget_rollout(namespace, name)
+        _health.unknown(key)  # a new object of that name starts unchecked
+        return None
+    _record_success(key)
+    return delay
 
 
 @kopf.on.startup()
@@ -65,30 +165,44 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # Without cluster-wide list on CRDs and namespaces, skip Kopf's discovery instead of retrying it.
         settings.scanning.disabled = True
 
-    api = _api_client()
+    _load_config()
+    is_leader: Callable[[], bool] = _always
+    elector: LeaseElector | None = None
+    lease_ns = os.environ.get("MODELRATCHET_LEASE_NAMESPACE")
+    if lease_ns:
+        elector = LeaseElector(
+            # Its own client: the lease must be renewed while the workers' writes are fenced.
+            client.CoordinationV1Api(res.OperatorApiClient(request_timeout=ours.kube_request_timeout)),
+            namespace=lease_ns,
+            name=os.environ.get("MODELRATCHET_LEASE_NAME", "modelratchet-leader"),
+            identity=os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}",
+            lease_duration=ours.lease_duration_seconds,
+            renew_deadline=ours.lease_renew_deadline_seconds,
+            retry_period=ours.lease_retry_period_seconds,
+            request_timeout=ours.kube_request_timeout,
+        )
+        is_leader = elector.is_leader
+    # Every write of the workers is fenced by leadership, checked as the request leaves.
+    api = res.OperatorApiClient(
+        request_timeout=ours.kube_request_timeout, may_write=is_leader if elector is not None else None
+    )
     from modelratchet.notify import WebhookNotifier
 
     notifier = WebhookNotifier(client.CoreV1Api(api))
     reconciler = Reconciler(ours, api, MetricsProvider(), notifier)
-    scheduler = Scheduler(_work, workers=16, max_interval=ours.tick_seconds)
+    scheduler = Scheduler(_work, workers=16, max_interval=ours.tick_seconds, is_leader=is_leader)
+    telemetry.LEADER.set_function(lambda: float(is_leader()))
     _state.update(
         reconciler=reconciler,
         scheduler=scheduler,
         notifier=notifier,
         custom=client.CustomObjectsApi(api),
+        core=client.CoreV1Api(api),
         settings=ours,
+        # What the reconciler checks right before its writes (see leader.ensure_leader).
+        is_leader=is_leader,
     )
-    lease_ns = os.environ.get("MODELRATCHET_LEASE_NAMESPACE")
-    if lease_ns:
-        identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
-        scheduler.active.clear()
-        elector = LeaseElector(
-            client.CoordinationV1Api(api),
-            namespace=lease_ns,
-            name=os.environ.get("MODELRATCHET_LEASE_NAME", "modelratchet-leader"),
-            identity=identity,
-            on_change=scheduler.active,
-        )
+    if elector is not None:
         elector.start()
         _state["elector"] = elector
     scheduler.start()
@@ -114,7 +228,7 @@ def rollout_event(type: str, namespace: str | None, name: str, body: kopf.Body, 
     scheduler: Scheduler = _state["scheduler"]
     if type == "DELETED":
         scheduler.forget(("rollout", namespace, name))
-        telemetry.observe_phase(namespace, name, None)
+        telemetry.forget_rollout(namespace, name)
     else:
         scheduler.poke(("rollout", namespace, name))
     ref = (body.get("spec") or {}).get("baselineRef", {}).get("name")
@@ -133,10 +247,10 @@ def baseline_event(type: str, namespace: str | None, name: str, **_: Any) -> Non
         scheduler.poke(("baseline", namespace, name), 0.5)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={"modelratchet.io/role": "canary"})
-def canary_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+@kopf.on.event("apps", "v1", "deployments", labels={deps.ROLE_LABEL: "canary"})
+def canary_event(namespace: str | None, meta: kopf.Meta, **_: Any) -> None:
     if namespace is None:
         return
-    rollout = labels.get("modelratchet.io/rollout")
+    rollout = deps.rollout_of_canary(meta)
     if rollout:
         _state["scheduler"].poke(("rollout", namespace, rollout))

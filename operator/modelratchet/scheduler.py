@@ -20,8 +20,21 @@ Work = Callable[[Key], float | None]  # returns seconds until the next look, Non
 
 
 class Scheduler:
-    def __init__(self, work: Work, *, workers: int = 8, max_interval: float = 5.0, backoff_max: float = 60.0):
+    def __init__(
+        self,
+        work: Work,
+        *,
+        workers: int = 8,
+        max_interval: float = 5.0,
+        backoff_max: float = 60.0,
+        is_leader: Callable[[], bool] = lambda: True,
+        standby_interval: float = 1.0,
+    ) -> None:
         self._work = work
+        # Asked right before each piece of work runs: a replica that lost the lease while the work waited in the
+        # queue (or while the process was frozen) must not start it.
+        self._is_leader = is_leader
+        self._standby_interval = standby_interval
         self._max_interval = max_interval
         self._backoff_max = backoff_max
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
@@ -34,8 +47,6 @@ class Scheduler:
         self._failures: dict[Key, int] = {}
         self._seq = 0
         self._stopped = threading.Event()
-        self.active = threading.Event()  # cleared while another replica leads
-        self.active.set()
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
 
     def start(self) -> None:
@@ -85,10 +96,10 @@ class Scheduler:
                     ready.append(key)
                 if self._heap:
                     timeout = min(timeout, max(0.0, self._heap[0][0] - now))
-            if not self.active.is_set():
+            if ready and not self._is_leader():
                 for key in ready:  # not the leader: keep the schedule, do nothing
-                    self.poke(key, 1.0)
-                self._wake.wait(1.0)
+                    self.poke(key, self._standby_interval)
+                self._wake.wait(self._standby_interval)
                 continue
             for key in ready:
                 with self._lock:
@@ -99,6 +110,12 @@ class Scheduler:
     def _run(self, key: Key) -> None:
         delay: float | None
         failed = False
+        if not self._is_leader():  # lost the lease since the loop handed this out
+            with self._lock:
+                self._running.discard(key)
+                self._dirty.discard(key)
+            self.poke(key, self._standby_interval)
+            return
         try:
             delay = self._work(key)
             self._failures.pop(key, None)

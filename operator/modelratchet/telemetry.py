@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -48,29 +50,81 @@ RECONCILE_SECONDS = Histogram(
     registry=REGISTRY,
 )
 
+LEADER = Gauge(
+    "modelratchet_leader",
+    "1 while this replica holds the lease and renewed it within the renew deadline (always 1 without a lease).",
+    registry=REGISTRY,
+)
+LEASE_RENEWALS = Counter(
+    "modelratchet_lease_renewals_total", "Successful writes of the leader Lease by this replica.", registry=REGISTRY
+)
+FENCED_WRITES = Counter(
+    "modelratchet_fenced_writes_total",
+    "Kubernetes writes refused because this replica was not the leader when they were about to be sent.",
+    registry=REGISTRY,
+)
+
+# Every series labelled with (namespace, rollout), with its label names in order: they go when the rollout goes.
+_PER_ROLLOUT: tuple[tuple[Gauge | Counter, tuple[str, ...]], ...] = (
+    (ROLLOUT_PHASE, ("namespace", "rollout", "phase")),
+    (CANARY_WEIGHT, ("namespace", "rollout")),
+    (ANALYSES, ("namespace", "rollout", "verdict")),
+    (METRIC_VALUE, ("namespace", "rollout", "metric", "arm")),
+    (PROMOTIONS, ("namespace", "rollout")),
+    (ROLLBACKS, ("namespace", "rollout", "reason")),
+)
+_PHASES = ("Idle", "Progressing", "Paused", "Promoted", "RolledBack", "Failed")
+
+# Every reconcile worker writes here: the read-modify-write of _phases and of the gauges derived from it is one
+# step (iterating the dict while another worker inserts would raise, or count a rollout twice).
+_lock = threading.Lock()
 _phases: dict[tuple[str, str], str] = {}
 
 
+def _forget_series(namespace: str, rollout: str) -> None:
+    for metric, names in _PER_ROLLOUT:
+        stale = {
+            tuple(sample.labels[n] for n in names)
+            for family in metric.collect()
+            for sample in family.samples
+            if sample.labels.get("namespace") == namespace and sample.labels.get("rollout") == rollout
+        }
+        for values in stale:
+            metric.remove(*values)
+
+
 def observe_phase(namespace: str, rollout: str, phase: str | None) -> None:
-    """Keep the by-phase gauges consistent with the latest phase of each rollout."""
+    """Keep the by-phase gauges consistent with the latest phase of each rollout.
+
+    ``phase=None``: the rollout was deleted or is gone, and every series labelled with it leaves /metrics.
+    """
     key = (namespace, rollout)
-    old = _phases.get(key)
-    if old == phase:
-        return
-    if old is not None:
-        ROLLOUT_PHASE.labels(namespace, rollout, old).set(0)
-    if phase is None:
-        _phases.pop(key, None)
-    else:
-        _phases[key] = phase
-        ROLLOUT_PHASE.labels(namespace, rollout, phase).set(1)
-    for ns in {k[0] for k in _phases} | {namespace}:
-        counts: dict[str, int] = {}
-        for (n, _), p in _phases.items():
-            if n == ns:
+    with _lock:
+        old = _phases.get(key)
+        if phase is None:
+            _phases.pop(key, None)
+            _forget_series(namespace, rollout)
+        elif old == phase:
+            return
+        else:
+            if old is not None:
+                ROLLOUT_PHASE.remove(namespace, rollout, old)
+            _phases[key] = phase
+            ROLLOUT_PHASE.labels(namespace, rollout, phase).set(1)
+        counts = dict.fromkeys(_PHASES, 0)
+        for (ns, _), p in _phases.items():
+            if ns == namespace:
                 counts[p] = counts.get(p, 0) + 1
-        for p in ("Idle", "Progressing", "Paused", "Promoted", "RolledBack", "Failed"):
-            ROLLOUTS.labels(ns, p).set(counts.get(p, 0))
+        for p, count in counts.items():
+            if any(counts.values()):
+                ROLLOUTS.labels(namespace, p).set(count)
+            else:  # the namespace's last rollout went (or the namespace did): no series left behind
+                ROLLOUTS.remove(namespace, p)
+
+
+def forget_rollout(namespace: str, rollout: str) -> None:
+    """The rollout was deleted: drop its series and its place in the by-phase counts."""
+    observe_phase(namespace, rollout, None)
 
 
 def serve(port: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -11,9 +12,13 @@ from modelratchet.kube.checkpoint import CheckpointFieldError, apply_patch, read
 from modelratchet.kube.deployments import (
     CHECKPOINT_ANNOTATION,
     ROLE_LABEL,
+    ROLLOUT_ANNOTATION,
+    ROLLOUT_LABEL,
     build_canary,
     canary_state,
     is_available,
+    rollout_label_value,
+    rollout_of_canary,
     target_state,
 )
 
@@ -113,7 +118,11 @@ def test_canary_is_selected_by_the_service_but_not_by_the_target() -> None:
     # The Service selects app=digits: canary pods carry it.
     assert pod_labels["app"] == "digits"
     # The canary's own selector is narrower, so the two Deployments never claim each other's pods.
-    assert canary["spec"]["selector"]["matchLabels"] == {"app": "digits", ROLE_LABEL: "canary"}
+    assert canary["spec"]["selector"]["matchLabels"] == {
+        "app": "digits",
+        ROLE_LABEL: "canary",
+        ROLLOUT_LABEL: "digits-rollout",
+    }
     assert canary["metadata"]["name"] == "digits-canary"
     assert canary["spec"]["replicas"] == 2
     assert canary["spec"]["minReadySeconds"] == 1
@@ -152,3 +161,93 @@ def test_canary_ready_pods_of_an_old_template_do_not_count() -> None:
     canary["status"]["observedGeneration"] = 2
     assert canary_state(canary).ready_replicas == 2
     assert canary_state(canary).checkpoint == "v2"
+
+
+def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """metav1.LabelSelector semantics, for the operators a Deployment selector may use."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], e.get("values") or []
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def _with_expressions() -> dict[str, Any]:
+    dep = deployment()
+    dep["spec"]["selector"]["matchExpressions"] = [
+        {"key": "tier", "operator": "In", "values": ["serving"]},
+        {"key": "shadow", "operator": "DoesNotExist"},
+        # A target may exclude canary pods from itself; the canary cannot keep that part.
+        {"key": ROLE_LABEL, "operator": "DoesNotExist"},
+    ]
+    dep["spec"]["template"]["metadata"]["labels"]["tier"] = "serving"
+    return dep
+
+
+def test_canary_selector_keeps_the_target_match_expressions() -> None:
+    target = _with_expressions()
+    canary = build_canary(target, ENV, "v2", 1, {"metadata": {"name": "r", "uid": "u"}})
+    selector = canary["spec"]["selector"]
+    assert selector["matchExpressions"] == [
+        {"key": "tier", "operator": "In", "values": ["serving"]},
+        {"key": "shadow", "operator": "DoesNotExist"},
+    ]
+    pod_labels = canary["spec"]["template"]["metadata"]["labels"]
+    assert _matches(selector, pod_labels), "a Deployment's template must match its own selector"
+    # Pods the target would not select (another tier) are not the canary's either.
+    assert not _matches(selector, {**pod_labels, "tier": "batch"})
+    assert not _matches(target["spec"]["selector"], pod_labels), "the target does not claim canary pods"
+
+
+def test_two_canaries_in_one_namespace_never_select_each_other() -> None:
+    a = build_canary(_with_expressions(), ENV, "v2", 1, {"metadata": {"name": "digits-a", "uid": "ua"}})
+    other = deployment()
+    other["metadata"]["name"] = "digits-b"
+    other["spec"]["template"]["metadata"]["labels"]["tier"] = "serving"
+    b = build_canary(other, ENV, "v3", 1, {"metadata": {"name": "digits-b", "uid": "ub"}})
+    a_pods, b_pods = (c["spec"]["template"]["metadata"]["labels"] for c in (a, b))
+    assert _matches(a["spec"]["selector"], a_pods) and _matches(b["spec"]["selector"], b_pods)
+    assert not _matches(a["spec"]["selector"], b_pods)
+    assert not _matches(b["spec"]["selector"], a_pods)
+
+
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+@pytest.mark.parametrize("length", [1, 63, 64, 200, 253])
+def test_rollout_label_values_are_valid_for_any_name_length(length: int) -> None:
+    name = ("model-v1.fraud-" * 20)[: length - 1] + "x"
+    value = rollout_label_value(name)
+    assert len(value) <= 63 and LABEL_VALUE.match(value), value
+    if length <= 63:
+        assert value == name
+    canary = build_canary(deployment(), ENV, "v2", 1, {"metadata": {"name": name, "uid": "u"}})
+    assert canary["metadata"]["labels"][ROLLOUT_LABEL] == value
+    assert canary["spec"]["selector"]["matchLabels"][ROLLOUT_LABEL] == value
+    assert canary["metadata"]["annotations"][ROLLOUT_ANNOTATION] == name
+    assert rollout_of_canary(canary["metadata"]) == name
+
+
+def test_long_names_sharing_a_prefix_get_distinct_label_values() -> None:
+    prefix = "a" * 100
+    assert rollout_label_value(prefix + "-one") != rollout_label_value(prefix + "-two")
+
+
+def test_rollout_of_canary_falls_back_to_the_controller_reference() -> None:
+    """A canary made before the annotation existed still maps to its rollout."""
+    meta = {
+        "labels": {ROLE_LABEL: "canary", ROLLOUT_LABEL: "r"},
+        "ownerReferences": [
+            {"apiVersion": "modelratchet.io/v1alpha1", "kind": "ModelRollout", "name": "r", "controller": True}
+        ],
+    }
+    assert rollout_of_canary(meta) == "r"
+    assert rollout_of_canary({"labels": {ROLE_LABEL: "canary"}}) is None

@@ -87,12 +87,35 @@ def test_a_failing_object_backs_off_and_others_keep_going() -> None:
 
 def test_inactive_scheduler_does_no_work_until_leading() -> None:
     counts: list[Key] = []
-    s = Scheduler(lambda k: counts.append(k) or None, max_interval=0.1)
-    s.active.clear()
+    leading = threading.Event()
+    s = Scheduler(lambda k: counts.append(k) or None, max_interval=0.1, is_leader=leading.is_set, standby_interval=0.05)
     s.start()
     s.poke(("rollout", "ns", "a"))
     time.sleep(0.3)
     assert counts == []
-    s.active.set()
+    leading.set()
     wait_until(lambda: len(counts) == 1, timeout=3)
     s.stop()
+
+
+def test_leadership_is_checked_again_right_before_the_work_runs() -> None:
+    """Handed out while leading, but the lease was lost before a worker picked it up: the work must not run."""
+    calls = 0
+    refused = threading.Event()
+
+    def is_leader() -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the loop's check, as it hands the object to a worker
+            return True
+        refused.set()
+        return False
+
+    ran: list[Key] = []
+    s = Scheduler(lambda k: ran.append(k) or None, is_leader=is_leader, standby_interval=0.05)
+    s.start()
+    s.poke(("rollout", "ns", "a"))
+    assert refused.wait(3)
+    s.stop()
+    assert ran == []
+    assert ("rollout", "ns", "a") in s.known(), "the object stays scheduled for when this replica leads again"

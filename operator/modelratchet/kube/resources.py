@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from modelratchet.api.common import API_VERSION, GROUP, VERSION
+from modelratchet import telemetry
+from modelratchet.api.common import API_VERSION, GROUP, VERSION, Condition
+from modelratchet.rollout.conditions import get_condition, set_condition
 
 log = logging.getLogger(__name__)
 
 ROLLOUTS = "modelrollouts"
 BASELINES = "modelbaselines"
+
+# Used when a typed API object wraps a client that does not say (OperatorApiClient does).
+DEFAULT_REQUEST_TIMEOUT = 10.0
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+DEGRADED = "Degraded"  # condition type: the operator cannot do its job for this object
 
 
 class Conflict(Exception):
@@ -25,9 +33,61 @@ class Gone(Exception):
     """The object was deleted since it was read; there is nothing left to reconcile."""
 
 
+class NotLeader(Exception):
+    """This replica does not hold the lease (any more): it must not write; the leader carries on."""
+
+
+def request_timeout(api: Any) -> float:
+    """The per-request timeout of the client behind a typed API object (CustomObjectsApi, AppsV1Api...)."""
+    return float(getattr(getattr(api, "api_client", None), "request_timeout", None) or DEFAULT_REQUEST_TIMEOUT)
+
+
+class OperatorApiClient(client.ApiClient):
+    """The operator's ApiClient: no request without a timeout, and no write while another replica leads.
+
+    Every call in kube/ passes its timeout explicitly; the default here also covers calls made elsewhere
+    (Secret reads). The write fence is checked as each request leaves, so a replica that lost the lease in the
+    middle of a reconcile (or was frozen, e.g. SIGSTOP, and resumed) stops at its next write.
+    """
+
+    def __init__(
+        self,
+        configuration: Any = None,
+        *,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        may_write: Callable[[], bool] | None = None,
+    ) -> None:
+        super().__init__(configuration)
+        self.request_timeout = request_timeout
+        self.may_write = may_write
+
+    def call_api(
+        self,
+        method: str,
+        url: str,
+        header_params: Any = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: Any = None,
+    ) -> Any:
+        if self.may_write is not None and method.upper() in _WRITES and not self.may_write():
+            telemetry.FENCED_WRITES.inc()
+            raise NotLeader(f"{method} {url.split('?')[0]}: not the leader")
+        return super().call_api(
+            method,
+            url,
+            header_params=header_params,
+            body=body,
+            post_params=post_params,
+            _request_timeout=_request_timeout or self.request_timeout,
+        )
+
+
 def get(custom: client.CustomObjectsApi, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
     try:
-        resp: Any = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, _preload_content=False)
+        resp: Any = custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name, _preload_content=False, _request_timeout=request_timeout(custom)
+        )
         return dict(json.loads(resp.data))
     except ApiException as e:
         if e.status == 404:
@@ -36,12 +96,17 @@ def get(custom: client.CustomObjectsApi, plural: str, namespace: str, name: str)
 
 
 def list_in(custom: client.CustomObjectsApi, plural: str, namespace: str) -> list[dict[str, Any]]:
-    resp: Any = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, _preload_content=False)
+    resp: Any = custom.list_namespaced_custom_object(
+        GROUP, VERSION, namespace, plural, _preload_content=False, _request_timeout=request_timeout(custom)
+    )
     return list(json.loads(resp.data).get("items") or [])
 
 
-def replace_status(custom: client.CustomObjectsApi, plural: str, obj: dict[str, Any], status: dict[str, Any]) -> None:
-    """Write the whole status, guarded by resourceVersion so two writers can never interleave."""
+def replace_status(
+    custom: client.CustomObjectsApi, plural: str, obj: dict[str, Any], status: dict[str, Any]
+) -> dict[str, Any]:
+    """Write the whole status, guarded by resourceVersion so two writers can never interleave; returns the object
+    as stored (what the operator then acts on)."""
     meta = obj["metadata"]
     body = {
         "apiVersion": API_VERSION,
@@ -51,7 +116,10 @@ def replace_status(custom: client.CustomObjectsApi, plural: str, obj: dict[str, 
         "status": status,
     }
     try:
-        custom.replace_namespaced_custom_object_status(GROUP, VERSION, meta["namespace"], plural, meta["name"], body)
+        stored: Any = custom.replace_namespaced_custom_object_status(
+            GROUP, VERSION, meta["namespace"], plural, meta["name"], body, _request_timeout=request_timeout(custom)
+        )
+        return dict(stored)
     except ApiException as e:
         if e.status == 409:
             raise Conflict(meta["name"]) from e
@@ -64,7 +132,9 @@ def patch_status(
     custom: client.CustomObjectsApi, plural: str, namespace: str, name: str, status: dict[str, Any]
 ) -> None:
     try:
-        custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, {"status": status})
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, {"status": status}, _request_timeout=request_timeout(custom)
+        )
     except ApiException as e:
         if e.status == 404:
             raise Gone(name) from e
@@ -96,6 +166,34 @@ def emit_event(core: client.CoreV1Api, obj: dict[str, Any], type_: str, reason: 
         reporting_instance="modelratchet",
     )
     try:
-        core.create_namespaced_event(meta["namespace"], body)
+        core.create_namespaced_event(meta["namespace"], body, _request_timeout=request_timeout(core))
     except ApiException as e:  # an event lost is not worth failing a reconcile for
         log.warning("could not record event %s on %s: %s", reason, meta["name"], e.reason)
+
+
+def set_degraded(
+    custom: client.CustomObjectsApi, plural: str, namespace: str, name: str, message: str | None, *, now: str
+) -> dict[str, Any] | None:
+    """Set the Degraded condition (``message``: a reconcile error) or end it (``None``) with one guarded write.
+
+    Returns the object as read when the condition changed (the caller announces it), None when it already said
+    so. Raises Conflict or Gone like replace_status.
+    """
+    obj = get(custom, plural, namespace, name)
+    if obj is None:
+        return None
+    status = dict(obj.get("status") or {})
+    conditions = [Condition.model_validate(c) for c in status.get("conditions") or []]
+    current = get_condition(conditions, DEGRADED)
+    generation = int(obj["metadata"].get("generation", 1))
+    if message is None:
+        if current is None or current.status != "True":
+            return None
+        new = set_condition(conditions, DEGRADED, "False", "Healthy", "", now=now, generation=generation)
+    else:
+        if current is not None and current.status == "True" and current.message == message:
+            return None
+        new = set_condition(conditions, DEGRADED, "True", "ReconcileError", message, now=now, generation=generation)
+    status["conditions"] = [c.model_dump(by_alias=True, exclude_none=True, mode="json") for c in new]
+    replace_status(custom, plural, obj, status)
+    return obj
