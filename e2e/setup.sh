@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 packages=(prometheus openssl curl ca-certificates)
+apt_started=$SECONDS
+apt_detail="already installed"
 
 missing=()
 for p in "${packages[@]}"; do
@@ -14,6 +16,7 @@ for p in "${packages[@]}"; do
 done
 
 if (( ${#missing[@]} > 0 )); then
+    apt_detail="installed ${missing[*]}"
     sudo=()
     (( EUID == 0 )) || sudo=(sudo)
     # Refresh indexes only when they are absent or older than a day.
@@ -42,6 +45,12 @@ if (( ${#missing[@]} > 0 )); then
     if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
         "${sudo[@]}" systemctl disable --now prometheus prometheus-node-exporter 2>/dev/null || true
     fi
+fi
+
+# One JSON line for the timing table that `make test` prints (hack/run_tests.py).
+if [[ -n "${MODELRATCHET_TIMINGS:-}" ]]; then
+    printf '{"step": "Debian packages", "seconds": %d, "detail": "%s"}\n' \
+        "$((SECONDS - apt_started))" "$apt_detail" >> "$MODELRATCHET_TIMINGS"
 fi
 
 # etcd v3.6.16's go.mod needs Go 1.26; GOTOOLCHAIN=local forbids fetching a newer toolchain.
