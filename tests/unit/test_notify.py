@@ -6,7 +6,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -443,27 +442,24 @@ def test_only_http_urls_are_posted_to(
 # ---------------------------------------------------------------------------------------------- never blocking
 
 
-def test_submit_returns_at_once_while_the_receiver_hangs(
+def test_submit_returns_before_the_receiver_answers(
     receiver: Receiver, secrets: Secrets, make_notifier: Callable[..., WebhookNotifier]
 ) -> None:
+    # The receiver holds every request until the test sets `receiver.release`, and the test sets it only after
+    # the submits below have returned: a submit that waited for an answer would never get one (the notifier's
+    # 20 s timeout and retries outlast the test's timeout), and one that delivered in the calling thread would
+    # leave nothing pending. How fast submit is lives in bench/notify_submit.py, not here.
     secrets.set("hook", receiver.url("/hang"))
     receiver.hang.add("/hang")
     notifier = make_notifier(timeout=20.0)
 
     notifier.submit(ROLLOUT, [webhook("hook")], ROLLED_BACK, CONTEXT)
     receiver.wait_count("/hang", 1)  # a worker is now stuck waiting for the answer
-    latencies = []
     for i in range(200):
-        started = time.perf_counter()
         notifier.submit(ROLLOUT, [webhook("hook"), slack("hook")], Notify("stepReached", f"step {i}"), CONTEXT)
-        latencies.append(time.perf_counter() - started)
 
-    latencies.sort()
-    median, p95, worst = latencies[100], latencies[190], latencies[-1]
-    report = f"median {median * 1e3:.3f} ms, p95 {p95 * 1e3:.3f} ms, max {worst * 1e3:.3f} ms"
-    # A submit that waited for the receiver would take its whole 20 s timeout. The bound on the maximum leaves
-    # room for the OS descheduling the test on a busy machine; the percentiles are what submit itself costs.
-    assert median < 0.001 and p95 < 0.010 and worst < 0.100, report
+    assert not receiver.release.is_set()
+    assert len(receiver.on("/hang")) == 1  # still only the first request, still unanswered
     assert notifier.pending() == 400
     receiver.release.set()
     assert notifier.flush(20)
@@ -484,12 +480,11 @@ def test_a_dead_receiver_does_not_delay_a_healthy_one(
         for i in range(10):
             notifier.submit(ROLLOUT, [webhook("dead")], Notify("stepReached", f"step {i}"), CONTEXT)
 
-        started = time.monotonic()
         notifier.submit(ROLLOUT, [webhook("healthy"), webhook("dead")], ROLLED_BACK, CONTEXT)
-        receiver.wait_count("/healthy", 1, timeout=5.0)
-        elapsed = time.monotonic() - started
+        receiver.wait_count("/healthy", 1, timeout=30.0)
 
-        assert elapsed < 2.0, f"the healthy receiver waited {elapsed:.2f}s"
+        # Delivered while not one dead delivery has ended (each waits 10 s per attempt, 5 attempts): the healthy
+        # message did not queue behind them. Counting, not timing, so a slow machine cannot fail it.
         assert notifier.pending() == 10  # the dead receiver's messages are still queued behind the first
     finally:
         dead.close()
@@ -564,10 +559,10 @@ def test_close_cuts_retries_short(
     notifier = make_notifier(backoff_base=30.0, backoff_cap=30.0)
     notifier.submit(ROLLOUT, [webhook("hook")], ROLLED_BACK, CONTEXT)
     receiver.wait_count("/down", 1)
-    started = time.monotonic()
     assert not notifier.close(timeout=0.2)  # still waiting to retry
-    assert notifier.flush(5)  # the backoff ends at once and the delivery gives up
-    assert time.monotonic() - started < 5
+    # The 30 s backoff ends at once and the delivery gives up: flush returns (well before the first retry was
+    # due) with no second attempt made.
+    assert notifier.flush(20)
     assert len(receiver.on("/down")) == 1
 
 
