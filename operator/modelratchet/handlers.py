@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -31,6 +32,7 @@ log = logging.getLogger("modelratchet")
 _state: dict[str, Any] = {}
 
 MAX_ERROR_MESSAGE = 1024
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 STANDBY_RETRY = 1.0  # seconds: a replica that lost the lease mid-reconcile looks again (and defers again)
 _KINDS = {"rollout": (res.ROLLOUTS, "ModelRollout"), "baseline": (res.BASELINES, "ModelBaseline")}
 
@@ -58,7 +60,8 @@ def describe_error(e: BaseException, limit: int = MAX_ERROR_MESSAGE) -> str:
             text += f": {detail}"
     else:
         text = str(e)
-    out = " ".join(f"{type(e).__name__}: {text}".split()) if text else type(e).__name__
+    # One line without control characters: it lands in a condition that kubectl prints as it is.
+    out = _CONTROLS.sub("", " ".join(f"{type(e).__name__}: {text}".split())) if text else type(e).__name__
     return out if len(out) <= limit else out[: limit - 1] + "\u2026"
 
 
@@ -127,11 +130,12 @@ def _work(key: Key) -> float | None:
     off exponentially, so a broken object is retried ever more slowly, never silently and never in a spin."""
     kind, namespace, name = key
     try:
-        if kind == "rollout":
-            reconciler: Reconciler = _state["reconciler"]
-            delay = reconciler.tick(namespace, name)
-        else:
-            delay = reconcile_baseline(_state["custom"], namespace, name)
+        with telemetry.RECONCILES_IN_FLIGHT.track_inprogress():
+            if kind == "rollout":
+                reconciler: Reconciler = _state["reconciler"]
+                delay = reconciler.tick(namespace, name)
+            else:
+                delay = reconcile_baseline(_state["custom"], namespace, name)
     except res.NotLeader:
         log.info("lost the lease during the reconcile of %s %s/%s; the leader carries on", kind, namespace, name)
         return STANDBY_RETRY
@@ -139,6 +143,8 @@ def _work(key: Key) -> float | None:
         telemetry.RECONCILE_ERRORS.labels(namespace, _KINDS[kind][1]).inc()
         _record_failure(key, e)
         raise
+    if delay is None and not _state.get("is_leader", _always)():
+        return STANDBY_RETRY  # a reconcile that stopped because the lease was lost: the object is not gone
     if delay is None:  # gone
         if kind == "rollout":
             telemetry.forget_rollout(namespace, name)

@@ -58,6 +58,9 @@ LEADER = Gauge(
 LEASE_RENEWALS = Counter(
     "modelratchet_lease_renewals_total", "Successful writes of the leader Lease by this replica.", registry=REGISTRY
 )
+RECONCILES_IN_FLIGHT = Gauge(
+    "modelratchet_reconciles_in_flight", "Reconciles running right now, of either kind.", registry=REGISTRY
+)
 FENCED_WRITES = Counter(
     "modelratchet_fenced_writes_total",
     "Kubernetes writes refused because this replica was not the leader when they were about to be sent.",

@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from modelratchet.api.rollout import HistoryEntry, MetricResult, ModelRolloutStatus
 from modelratchet.kube import resources as res
+from modelratchet.rollout.bounds import bound_status
 
 pytestmark = pytest.mark.integration
 
@@ -50,3 +53,41 @@ def test_writes_to_a_deleted_object_are_gone(crds: list[str], kube_api: client.A
         res.replace_status(custom, res.ROLLOUTS, obj, {"phase": "Idle"})
     with pytest.raises(res.Gone):
         res.patch_status(custom, res.ROLLOUTS, namespace, "r", {"phase": "Idle"})
+
+
+def _huge_status() -> ModelRolloutStatus:
+    """50 analyses whose messages (a PromQL error echoing a huge query, say) are 64 KiB each: over 6 MB."""
+    big = "q" * 64 * 1024
+    history = [
+        HistoryEntry(
+            id=i,
+            time="2026-01-01T00:00:00Z",
+            checkpoint=f"v{i}",
+            step=0,
+            verdict="inconclusive",
+            message=big,
+            metrics=[MetricResult(metric="accuracy", outcome="inconclusive", severity="critical", message=big)],
+        )
+        for i in range(50, 0, -1)
+    ]
+    return ModelRolloutStatus(phase="Progressing", message=big, last_history_id=50, history=history)
+
+
+def test_a_bounded_status_is_accepted_where_the_unbounded_one_is_not(
+    crds: list[str], kube_api: client.ApiClient, namespace: str
+) -> None:
+    custom = client.CustomObjectsApi(kube_api)
+    obj = _create(custom, namespace)
+    status = _huge_status()
+    with pytest.raises(ApiException) as raised:  # etcd's and the API server's request limits
+        res.replace_status(custom, res.ROLLOUTS, obj, status.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    assert raised.value.status in (413, 422, 500), raised.value
+
+    bounded = bound_status(status)
+    res.replace_status(custom, res.ROLLOUTS, obj, bounded.model_dump(by_alias=True, exclude_none=True, mode="json"))
+
+    stored = res.get(custom, res.ROLLOUTS, namespace, "r")
+    assert stored is not None
+    back = ModelRolloutStatus.model_validate(stored["status"])
+    assert back == bounded, "stored as written: nothing pruned or rejected"
+    assert back.last_history_id == 50 and back.history and back.history[0].id == 50

@@ -23,6 +23,7 @@ BASELINES = "modelbaselines"
 DEFAULT_REQUEST_TIMEOUT = 10.0
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEGRADED = "Degraded"  # condition type: the operator cannot do its job for this object
+RECONCILE_ERROR = "ReconcileError"  # its reason when a reconcile raised
 
 
 class Conflict(Exception):
@@ -187,13 +188,19 @@ def set_degraded(
     current = get_condition(conditions, DEGRADED)
     generation = int(obj["metadata"].get("generation", 1))
     if message is None:
-        if current is None or current.status != "True":
+        # Only a degradation this function recorded ends here; others (e.g. a refused checkpoint) are the
+        # reconciler's to end.
+        if current is None or current.status != "True" or current.reason != RECONCILE_ERROR:
             return None
         new = set_condition(conditions, DEGRADED, "False", "Healthy", "", now=now, generation=generation)
     else:
-        if current is not None and current.status == "True" and current.message == message:
+        if current is not None and (current.status, current.reason, current.message) == (
+            "True",
+            RECONCILE_ERROR,
+            message,
+        ):
             return None
-        new = set_condition(conditions, DEGRADED, "True", "ReconcileError", message, now=now, generation=generation)
+        new = set_condition(conditions, DEGRADED, "True", RECONCILE_ERROR, message, now=now, generation=generation)
     status["conditions"] = [c.model_dump(by_alias=True, exclude_none=True, mode="json") for c in new]
     replace_status(custom, plural, obj, status)
     return obj
