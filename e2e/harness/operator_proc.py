@@ -51,6 +51,8 @@ class OperatorProcess:
             "MODELRATCHET_PROMETHEUS_TIMEOUT": "3",
             "MODELRATCHET_TICK_SECONDS": str(self.tick_seconds),
             "MODELRATCHET_METRICS_PORT": str(self.metrics_port),
+            # The tests' webhook receivers listen on loopback, which webhooks reach only when allowed.
+            "MODELRATCHET_WEBHOOK_ALLOWED_CIDRS": "127.0.0.0/8,::1/128",
             **self.extra_env,
         }
         args = [sys.executable, "-m", "modelratchet.cli.main", "run"]

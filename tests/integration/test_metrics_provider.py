@@ -377,6 +377,27 @@ def test_hostile_checkpoints_select_exactly_their_own_series(prometheus: Any) ->
         assert len(expected) == 1
 
 
+def test_label_replace_regex_and_replacement_take_values_literally(prometheus: Any) -> None:
+    """label_replace's regex is regex-quoted and its replacement keeps $ as text, as Prometheus reads them."""
+    template = (
+        'label_replace(mr_it_hostile{model="{{ model }}"}, "picked", "{{ checkpoint }}", "checkpoint", '
+        '"{{ checkpoint }}")'
+    )
+    with exporter(prometheus, _hostile) as s:
+        wait_for(
+            lambda: sample(prometheus, f'count(mr_it_hostile{{model="{s.model}"}})') == "4",
+            SCRAPE_TIMEOUT,
+            message="Prometheus to scrape the hostile labels",
+        )
+        for checkpoint in (HOSTILE, TRICKY, "v.1", "v1"):
+            rendered = render_query(
+                template, model=s.model, namespace=NS, checkpoint=checkpoint, window="60s", interval="5s"
+            )
+            picked = [r["metric"] for r in prometheus.query(rendered) if "picked" in r["metric"]]
+            # Exactly the series whose checkpoint is the value, labelled with the value itself.
+            assert [(m["checkpoint"], m["picked"]) for m in picked] == [(checkpoint, checkpoint)]
+
+
 def test_querier_instant_and_range_directly(prometheus: Any, served: Served) -> None:
     querier = PrometheusQuerier(settings_for(prometheus))
     try:

@@ -12,9 +12,12 @@ import pytest
 from kubernetes import client
 from modelratchet.api.rollout import Notification
 from modelratchet.notify import WebhookNotifier
+from modelratchet.notify.destinations import DestinationPolicy
 from modelratchet.rollout.types import Notify
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+LOOPBACK = DestinationPolicy.parse(["127.0.0.0/8"])  # the receiver is local; webhooks need it allowed
 
 EVENT = Notify("promoted", "promoted s3://models/digits/v2 (was s3://models/digits/v1)", "s3://models/digits/v2")
 CONTEXT: dict[str, Any] = {"phase": "Promoted", "stable": "s3://models/digits/v2", "step": None, "weight": 0}
@@ -89,7 +92,7 @@ def test_delivers_to_the_url_in_the_secret(kube_api: Any, namespace: str, receiv
     core = client.CoreV1Api(kube_api)
     # Trailing whitespace, as `kubectl create secret --from-file` often leaves it, is not part of the URL.
     _secret(core, namespace, "hooks", {"url": receiver.url("/generic") + "\n", "slack": receiver.url("/slack")})
-    notifier = WebhookNotifier(core)
+    notifier = WebhookNotifier(core, destinations=LOOPBACK)
     try:
         notifier.submit(
             _rollout(namespace), [_target("webhook", "hooks"), _target("slack", "hooks", "slack")], EVENT, CONTEXT
@@ -107,7 +110,7 @@ def test_delivers_to_the_url_in_the_secret(kube_api: Any, namespace: str, receiv
 def test_a_rotated_url_is_picked_up_after_a_failure(kube_api: Any, namespace: str, receiver: Receiver) -> None:
     core = client.CoreV1Api(kube_api)
     _secret(core, namespace, "hook", {"url": receiver.url("/old")})
-    notifier = WebhookNotifier(core, backoff_base=0.05, backoff_cap=0.2)
+    notifier = WebhookNotifier(core, destinations=LOOPBACK, backoff_base=0.05, backoff_cap=0.2)
     target = [_target("webhook", "hook")]
     try:
         [first] = notifier.send_now(_rollout(namespace), target, EVENT, CONTEXT)
@@ -129,7 +132,7 @@ def test_a_rotated_url_is_picked_up_after_a_failure(kube_api: Any, namespace: st
 def test_a_missing_secret_or_key_fails_without_retries(kube_api: Any, namespace: str) -> None:
     core = client.CoreV1Api(kube_api)
     _secret(core, namespace, "hook", {"other": "http://127.0.0.1:9/"})
-    notifier = WebhookNotifier(core, backoff_base=0.05)
+    notifier = WebhookNotifier(core, destinations=LOOPBACK, backoff_base=0.05)
     try:
         results = notifier.send_now(
             _rollout(namespace), [_target("webhook", "absent"), _target("webhook", "hook")], EVENT, CONTEXT
@@ -140,3 +143,29 @@ def test_a_missing_secret_or_key_fails_without_retries(kube_api: Any, namespace:
     assert [(r.delivered, r.attempts) for r in results] == [(False, 1), (False, 1)]
     assert results[0].error == f"Secret 'absent' not found in namespace {namespace!r}"
     assert results[1].error == "Secret 'hook' has no key 'url'"
+
+
+def test_a_secret_that_is_not_text_fails_clearly_without_retries(kube_api: Any, namespace: str) -> None:
+    core = client.CoreV1Api(kube_api)
+    binary = client.V1Secret(metadata=client.V1ObjectMeta(name="binary"), data={"url": "//79AGh0dHA6Ly8="})
+    core.create_namespaced_secret(namespace, binary)
+    notifier = WebhookNotifier(core, destinations=LOOPBACK, backoff_base=0.05)
+    try:
+        [result] = notifier.send_now(_rollout(namespace), [_target("webhook", "binary")], EVENT, CONTEXT)
+    finally:
+        notifier.close(0)
+    assert (result.delivered, result.attempts) == (False, 1)
+    assert result.error == "Secret 'binary' key 'url' is not UTF-8 text"
+
+
+def test_a_receiver_on_loopback_is_refused_unless_allowed(kube_api: Any, namespace: str, receiver: Receiver) -> None:
+    core = client.CoreV1Api(kube_api)
+    _secret(core, namespace, "hook", {"url": receiver.url("/internal")})
+    notifier = WebhookNotifier(core, destinations=DestinationPolicy(), backoff_base=0.05)
+    try:
+        [result] = notifier.send_now(_rollout(namespace), [_target("webhook", "hook")], EVENT, CONTEXT)
+    finally:
+        notifier.close(0)
+    assert (result.delivered, result.attempts) == (False, 1)
+    assert result.error is not None and "127.0.0.1 is a loopback address" in result.error
+    assert receiver.bodies == {}

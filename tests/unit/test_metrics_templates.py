@@ -170,3 +170,56 @@ def test_invalid_durations_are_refused(window: str) -> None:
 
 def test_durations_are_allowed_inside_literals_too() -> None:
     assert render('label_replace(up, "w", "{{ window }}", "", "")') == 'label_replace(up, "w", "300s", "", "")'
+
+
+# ------------------------------------------------------------------- literals read as regex or replacement
+
+
+@pytest.mark.parametrize("checkpoint", HOSTILE)
+def test_label_replace_regex_argument_matches_the_value_literally(checkpoint: str) -> None:
+    q = render('label_replace(up, "dst", "$1", "checkpoint", "({{ checkpoint }})")', checkpoint=checkpoint)
+    body = q[len('label_replace(up, "dst", "$1", "checkpoint", "') : -len('")')]
+    pattern = go_unquote(body, '"')
+    # Prometheus anchors label_replace's regex as it does a matcher's.
+    assert re.fullmatch(pattern, checkpoint, re.DOTALL)
+    assert not re.fullmatch(pattern, checkpoint + "x", re.DOTALL)
+
+
+def test_label_replace_regex_is_found_past_nested_calls_and_selectors() -> None:
+    template = (
+        'label_replace(sum by (a, b) (rate(x{c="{{ model }}", d="e"}[{{ window }}])), "f", "", "g", "{{ checkpoint }}")'
+    )
+    q = render(template, checkpoint="v1.*", model="m.*")
+    assert q == 'label_replace(sum by (a, b) (rate(x{c="m.*", d="e"}[300s])), "f", "", "g", "v1\\\\.\\\\*")'
+
+
+@pytest.mark.parametrize("checkpoint", HOSTILE)
+def test_label_replace_replacement_keeps_dollars_as_text(checkpoint: str) -> None:
+    q = render('label_replace(up, "ckpt", "{{ checkpoint }}", "", "")', checkpoint=checkpoint)
+    body = q[len('label_replace(up, "ckpt", "') : -len('", "", "")')]
+    replacement = go_unquote(body, '"')
+    # Go's Regexp.Expand turns $$ into $ and expands $1 / ${1}; undoing that gives the value back.
+    assert re.sub(r"\$\$", "$", replacement) == checkpoint
+    assert re.search(r"(?<!\$)\$(?!\$)", replacement.replace("$$", "")) is None
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        'label_replace(up, "{{ checkpoint }}", "x", "", "")',  # destination label name
+        'label_replace(up, "dst", "x", "{{ model }}", "")',  # source label name
+        'label_join(up, "dst", "{{ checkpoint }}", "a")',
+        'count_values("{{ model }}", up)',
+        'x{"{{ checkpoint }}"}',  # a quoted metric name
+        'x{"{{ checkpoint }}"="v"}',  # a quoted label name
+        '"{{ checkpoint }}"',
+        'sort_by_label(up, "{{ namespace }}")',
+    ],
+)
+def test_string_placeholders_in_other_literals_are_refused(template: str) -> None:
+    with pytest.raises(TemplateError, match="neither a label matcher's value"):
+        check_template(template)
+
+
+def test_durations_may_sit_in_any_literal() -> None:
+    assert render('label_join(up, "w", "{{ window }}", "a")') == 'label_join(up, "w", "300s", "a")'

@@ -18,11 +18,15 @@ from modelratchet.api.common import SecretKeySelector
 from modelratchet.api.rollout import Notification
 from modelratchet.kube.secrets import SecretError
 from modelratchet.notify import DEFAULT_KINDS, WebhookNotifier
+from modelratchet.notify.destinations import DestinationPolicy
 from modelratchet.notify.lanes import LaneQueue
 from modelratchet.notify.payloads import message_from, slack_payload, webhook_payload
 from modelratchet.rollout.types import Notify
 
 pytestmark = pytest.mark.timeout(60)
+
+# The receivers here listen on loopback, which webhooks may reach only when the operator allows it.
+LOOPBACK_ALLOWED = DestinationPolicy.parse(["127.0.0.0/8"])
 
 ROLLOUT: dict[str, Any] = {
     "apiVersion": "modelratchet.io/v1alpha1",
@@ -149,7 +153,13 @@ def make_notifier(secrets: Secrets) -> Iterator[Callable[..., WebhookNotifier]]:
     made: list[WebhookNotifier] = []
 
     def make(**kwargs: Any) -> WebhookNotifier:
-        options: dict[str, Any] = {"secret_lookup": secrets, "backoff_base": 0.01, "backoff_cap": 0.05, "timeout": 5.0}
+        options: dict[str, Any] = {
+            "secret_lookup": secrets,
+            "backoff_base": 0.01,
+            "backoff_cap": 0.05,
+            "timeout": 5.0,
+            "destinations": LOOPBACK_ALLOWED,
+        }
         options.update(kwargs)
         n = WebhookNotifier(**options)
         made.append(n)

@@ -39,6 +39,24 @@ BaselineValue = Annotated[
 ]
 
 
+# A plain base URL: scheme, an authority without user:password@, an optional path; no ?query, no #fragment.
+# The operator checks the same again (and its allowlist) before it uses an address.
+PROMETHEUS_ADDRESS_PATTERN = r"^https?://[^/?#@\s]+(/[^?#\s]*)?$"
+PROMETHEUS_ADDRESS_MAX_LENGTH = 2048
+
+
+class BaselinePrometheusConnection(PrometheusConnection):
+    """Where and how to query Prometheus; overrides the operator's defaults."""
+
+    address: str | None = Field(
+        default=None,
+        max_length=PROMETHEUS_ADDRESS_MAX_LENGTH,
+        pattern=PROMETHEUS_ADDRESS_PATTERN,
+        description="Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090. No "
+        "user:password@, query or fragment; the operator only uses addresses its settings allow.",
+    )
+
+
 class Tier(ApiModel):
     """One bound of a tiered threshold; crossing it fails the check with this severity."""
 
@@ -265,7 +283,7 @@ class ModelBaselineSpec(ApiModel):
         description="A metric without a value: fail (fail closed: inconclusive counts as failing its "
         "severity) or ignore (fail open: recorded, does not change the verdict).",
     )
-    prometheus: PrometheusConnection | None = Field(
+    prometheus: BaselinePrometheusConnection | None = Field(
         default=None, description="Overrides the operator's Prometheus connection for this model."
     )
     # Unique names are enforced by the CRD as a list-map keyed by name.

@@ -1,31 +1,36 @@
 """A Prometheus client that turns every failure into a typed problem instead of an exception.
 
-Calls are synchronous (prometheus-api-client on requests): the operator runs them in worker threads.
+Calls are synchronous and bounded: each request ends by its deadline (connect, TLS, headers and body
+together) and reads at most ``max_response_bytes`` (see modelratchet.wire). The operator runs them in
+worker threads.
 """
 
 from __future__ import annotations
 
-import ast
+import http.client
 import json
 import math
-import re
+import reprlib
 import socket
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode
 
-import requests
-from prometheus_api_client import PrometheusConnect
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, ReadTimeoutError
-from urllib3.util.retry import Retry
-
+from modelratchet import __version__
 from modelratchet.api.common import PrometheusConnection, parse_duration
+from modelratchet.settings import DEFAULT_PROMETHEUS_MAX_RESPONSE_BYTES
+from modelratchet.wire import ConnectError, Deadline, Reply, ResponseTooLarge, clean, fetch
 
-ProblemKind = Literal["unreachable", "timeout", "invalid_query", "empty", "nan", "multiple_series", "http_error"]
+from .addresses import check_plain, parse_address, redact
+
+ProblemKind = Literal[
+    "unreachable", "timeout", "invalid_query", "empty", "nan", "multiple_series", "http_error", "too_large"
+]
+USER_AGENT = f"modelratchet/{__version__}"
+_MESSAGE_LIMIT = 1024  # a whole problem message, wire text included
 
 
 @dataclass
@@ -34,9 +39,11 @@ class PrometheusSettings:
 
     address: str
     bearer_token: str | None = None
-    ca_file: str | None = None  # PEM bundle that verifies the server
+    ca_file: str | None = None  # PEM bundle file (the operator's own, mounted) that verifies the server
     insecure_skip_verify: bool = False
-    timeout_seconds: float = 10.0
+    timeout_seconds: float = 10.0  # per request, everything included
+    ca_pem: str | None = None  # PEM bundle kept in memory (a ModelBaseline's CA Secret); replaces ca_file
+    max_response_bytes: int = DEFAULT_PROMETHEUS_MAX_RESPONSE_BYTES
 
 
 @dataclass(frozen=True)
@@ -45,40 +52,55 @@ class PrometheusOverride:
 
     address: str | None = None
     bearer_token: str | None = None
-    ca_file: str | None = None
+    ca_pem: str | None = None
     insecure_skip_verify: bool | None = None
     timeout_seconds: float | None = None
 
     @classmethod
     def from_connection(
-        cls, conn: PrometheusConnection, *, bearer_token: str | None = None, ca_file: str | None = None
+        cls, conn: PrometheusConnection, *, bearer_token: str | None = None, ca_pem: str | None = None
     ) -> PrometheusOverride:
         return cls(
             address=conn.address,
             bearer_token=bearer_token,
-            ca_file=ca_file,
+            ca_pem=ca_pem,
             insecure_skip_verify=conn.insecure_skip_verify,
             timeout_seconds=parse_duration(conn.timeout) if conn.timeout else None,
         )
 
 
+def _same_address(a: str, b: str) -> bool:
+    try:
+        return parse_address(a.rstrip("/")) == parse_address(b.rstrip("/"))
+    except ValueError:
+        return a.rstrip("/") == b.rstrip("/")
+
+
 def merge(default: PrometheusSettings, override: PrometheusOverride | None) -> PrometheusSettings:
     """The operator's settings overridden field by field.
 
-    A baseline that points at another address never inherits the operator's bearer token: the
-    operator's credential must not be sent to a server chosen by whoever can write a ModelBaseline.
+    The operator's bearer token goes only where the operator's own connection would: once a baseline
+    changes the address, turns off verification or brings its own CA, a server (or a man in the middle)
+    chosen by whoever can write a ModelBaseline could read it. Such a connection carries only a token the
+    baseline names itself.
     """
     if override is None:
         return replace(default)
-    moved = override.address is not None and override.address.rstrip("/") != default.address.rstrip("/")
-    token = override.bearer_token if override.bearer_token is not None else (None if moved else default.bearer_token)
-    return PrometheusSettings(
+    insecure = default.insecure_skip_verify if override.insecure_skip_verify is None else override.insecure_skip_verify
+    changed = (
+        (override.address is not None and not _same_address(override.address, default.address))
+        or insecure != default.insecure_skip_verify
+        or override.ca_pem is not None
+    )
+    token = override.bearer_token if override.bearer_token is not None else (None if changed else default.bearer_token)
+    return replace(
+        default,
         address=override.address or default.address,
         bearer_token=token,
-        ca_file=override.ca_file if override.ca_file is not None else default.ca_file,
-        insecure_skip_verify=(
-            override.insecure_skip_verify if override.insecure_skip_verify is not None else default.insecure_skip_verify
-        ),
+        # The baseline's CA replaces the operator's trust roots rather than adding to them.
+        ca_file=None if override.ca_pem is not None else default.ca_file,
+        ca_pem=override.ca_pem if override.ca_pem is not None else default.ca_pem,
+        insecure_skip_verify=insecure,
         timeout_seconds=override.timeout_seconds if override.timeout_seconds is not None else default.timeout_seconds,
     )
 
@@ -106,24 +128,15 @@ class QueryOutcome:
 
     @classmethod
     def failed(cls, kind: ProblemKind, message: str) -> QueryOutcome:
-        return cls(problem=Problem(kind, message))
+        # Messages end up in status and Events: whatever part of them came from the server is cleaned here too.
+        return cls(problem=Problem(kind, clean(message, _MESSAGE_LIMIT)))
 
 
 _fail = QueryOutcome.failed
 
 
-def redact(address: str) -> str:
-    """The address without any user:password part, for messages."""
-    parts = urlsplit(address)
-    if parts.username is None and parts.password is None:
-        return address
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and everything it wraps (requests and urllib3 nest errors in args and .reason)."""
+    """The exception and everything it wraps."""
     seen: set[int] = set()
     stack: list[BaseException] = [exc]
     while stack:
@@ -142,43 +155,24 @@ def _connection_reason(exc: BaseException, timeout: float) -> str:
     def found(*types: type[BaseException]) -> BaseException | None:
         return next((e for e in chain if isinstance(e, types)), None)
 
-    # Most specific first: urllib3's NewConnectionError is itself a ConnectTimeoutError.
     if found(ConnectionRefusedError):
         return "connection refused"
-    if found(NameResolutionError, socket.gaierror):
+    if found(socket.gaierror):
         return "cannot resolve the host name"
     tls = found(ssl.SSLError)
     if tls is not None:
         return f"TLS error: {tls}"
-    if found(ConnectTimeoutError, requests.ConnectTimeout, TimeoutError):
+    if found(TimeoutError):
         return f"no connection within {timeout:g}s"
-    os_error = found(OSError)
+    os_error = next((e for e in chain if isinstance(e, OSError) and e.strerror), None)
     if isinstance(os_error, OSError) and os_error.strerror:
         return os_error.strerror.lower()
     return str(chain[-1])
 
 
-_STATUS_BODY = re.compile(r"^HTTP Status Code (\d+) \((b(?:'.*'|\".*\"))\)$", re.DOTALL)
-
-
-def _http_problem(exc: PrometheusApiClientException) -> QueryOutcome:
-    """Classify a non-200 answer; the client only keeps the status and the raw body in the message."""
-    m = _STATUS_BODY.match(str(exc))
-    if m is None:
-        return _fail("http_error", str(exc))
-    status = int(m.group(1))
-    try:
-        body = ast.literal_eval(m.group(2))
-    except (ValueError, SyntaxError):
-        body = m.group(2).encode()
-    text = body.decode("utf-8", "replace").strip() if isinstance(body, bytes) else str(body)
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict) or "error" not in doc:
-        return _fail("http_error", f"HTTP {status}: {text[:300] or 'empty body'}")
-    error_type, error = str(doc.get("errorType", "")), str(doc["error"])
+def _error_problem(status: int, doc: dict[str, Any]) -> QueryOutcome:
+    """Prometheus's own error answer: {"status": "error", "errorType": ..., "error": ...}."""
+    error_type, error = clean(str(doc.get("errorType", "")), 64), clean(str(doc["error"]))
     if error_type == "bad_data":
         query_prefix = 'invalid parameter "query": '
         if error.startswith(query_prefix):
@@ -193,6 +187,28 @@ def _http_problem(exc: PrometheusApiClientException) -> QueryOutcome:
     return _fail("http_error", f"HTTP {status} ({error_type or 'error'}): {error}")
 
 
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: a body of deeply nested brackets
+        return None
+
+
+def _answer(reply: Reply, parse: Callable[[Any], QueryOutcome], where: str) -> QueryOutcome:
+    """Classify Prometheus's answer; only data.result of a successful answer reaches ``parse``."""
+    doc = _json(reply.body)
+    if isinstance(doc, dict) and doc.get("status") == "error" and "error" in doc:
+        return _error_problem(reply.status, doc)
+    if reply.status != 200:
+        text = clean(reply.body.decode("utf-8", "replace"))
+        return _fail("http_error", f"HTTP {reply.status}: {text or 'empty body'}")
+    data = doc.get("data") if isinstance(doc, dict) and doc.get("status") == "success" else None
+    if not isinstance(data, dict) or "result" not in data:
+        text = clean(reply.body.decode("utf-8", "replace"), 200)
+        return _fail("http_error", f"unexpected answer from {where}, not the Prometheus API: {text or 'empty body'}")
+    return parse(data["result"])
+
+
 def _float(raw: Any) -> float:
     return float(raw)  # Prometheus sends numbers as strings: "1.5", "NaN", "+Inf"
 
@@ -203,7 +219,8 @@ def _describe(value: float) -> str:
 
 def _labels(item: dict[str, Any]) -> str:
     metric = item.get("metric") or {}
-    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(metric.items())) + "}"
+    pairs = sorted(metric.items())[:20] if isinstance(metric, dict) else []
+    return "{" + ", ".join(f'{clean(str(k), 64)}="{clean(str(v), 64)}"' for k, v in pairs) + "}"
 
 
 def _too_many(result: list[dict[str, Any]]) -> QueryOutcome:
@@ -227,7 +244,7 @@ def _instant_result(result: Any) -> QueryOutcome:
         except ValueError:
             return _fail("invalid_query", "query returned a string, expected a number")
     if not isinstance(result, list) or not all(isinstance(r, dict) for r in result):
-        return _fail("http_error", f"unexpected answer from Prometheus: {str(result)[:200]}")
+        return _fail("http_error", f"unexpected answer from Prometheus: {reprlib.repr(result)}")
     if not result:
         return _fail("empty", "query returned no data (empty vector)")
     if any("values" in r for r in result):
@@ -239,7 +256,7 @@ def _instant_result(result: Any) -> QueryOutcome:
 
 def _range_result(result: Any) -> QueryOutcome:
     if not isinstance(result, list) or not all(isinstance(r, dict) and "values" in r for r in result):
-        return _fail("http_error", f"unexpected answer from Prometheus: {str(result)[:200]}")
+        return _fail("http_error", f"unexpected answer from Prometheus: {reprlib.repr(result)}")
     if not result:
         return _fail("empty", "query returned no data over the window (empty range)")
     if len(result) > 1:
@@ -251,56 +268,86 @@ def _range_result(result: Any) -> QueryOutcome:
     return QueryOutcome(values)
 
 
+def _tls_context(settings: PrometheusSettings) -> ssl.SSLContext:
+    """Trust roots in memory (the baseline's CA Secret) or from the operator's mounted file; never temp files."""
+    if settings.insecure_skip_verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if settings.ca_pem is not None:
+        return ssl.create_default_context(cadata=settings.ca_pem)
+    return ssl.create_default_context(cafile=settings.ca_file)
+
+
 class PrometheusQuerier:
     """Instant and range queries against one Prometheus; never raises on a query problem."""
 
     def __init__(self, settings: PrometheusSettings) -> None:
         self.settings = settings
         self.address = settings.address.rstrip("/")
-        session = requests.Session()
-        session.verify = False if settings.insecure_skip_verify else (settings.ca_file or True)
-        headers = {"Authorization": f"Bearer {settings.bearer_token}"} if settings.bearer_token else None
-        # No retries: a refused connection must show up at once; the next analysis is the retry.
-        # read=False makes a read timeout surface as a timeout rather than a retry-exhaustion error.
-        self._client = PrometheusConnect(
-            url=self.address,
-            headers=headers,
-            session=session,
-            retry=Retry(total=0, read=False),
-            timeout=settings.timeout_seconds,
-        )
-        # Prometheus stops evaluating at this deadline too, so an expensive query frees the server.
-        self._params = {"timeout": f"{settings.timeout_seconds:g}"}
+        self._where = redact(self.address)
+        self._headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if settings.bearer_token:
+            self._headers["Authorization"] = f"Bearer {settings.bearer_token}"
+        # Checked here too, not only where a baseline's address is allowed: no credentials or parameters in the URL.
+        self._refused: str | None = None
+        try:
+            check_plain(self.address)
+        except ValueError as e:
+            self._refused = f"Prometheus address refused: {e}"
+        self._tls: ssl.SSLContext | None = None
+        if self._refused is None and self.address.startswith("https://"):
+            try:
+                self._tls = _tls_context(settings)
+            except (ssl.SSLError, OSError, ValueError) as e:
+                self._refused = f"cannot set up TLS for {self._where}: {e}"
 
     def close(self) -> None:
-        self._client.close()
+        """Nothing to release: every request has its own connection, closed when it ends."""
 
-    def instant(self, query: str, at: datetime | None = None) -> QueryOutcome:
-        params = dict(self._params)
+    def instant(self, query: str, at: datetime | None = None, *, deadline: Deadline | None = None) -> QueryOutcome:
+        params = {"query": query}
         if at is not None:
             params["time"] = f"{at.timestamp():.3f}"
-        return self._call(lambda: _instant_result(self._client.custom_query(query, params=params)))
+        return self._call("/api/v1/query", params, _instant_result, deadline)
 
-    def range(self, query: str, start: datetime, end: datetime, step: str) -> QueryOutcome:
-        return self._call(
-            lambda: _range_result(self._client.custom_query_range(query, start, end, step, params=dict(self._params)))
-        )
+    def range(
+        self, query: str, start: datetime, end: datetime, step: str, *, deadline: Deadline | None = None
+    ) -> QueryOutcome:
+        params = {"query": query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}", "step": step}
+        return self._call("/api/v1/query_range", params, _range_result, deadline)
 
-    def _call(self, run: Callable[[], QueryOutcome]) -> QueryOutcome:
+    def _call(
+        self, path: str, params: dict[str, str], parse: Callable[[Any], QueryOutcome], deadline: Deadline | None
+    ) -> QueryOutcome:
         timeout = self.settings.timeout_seconds
-        where = redact(self.address)
+        where = self._where
+        if self._refused is not None:
+            return _fail("unreachable", self._refused)
+        # Prometheus stops evaluating at this deadline too, so an expensive query frees the server.
+        params = {**params, "timeout": f"{timeout:g}"}
         try:
-            return run()
-        except PrometheusApiClientException as e:
-            return _http_problem(e)
-        except requests.ConnectTimeout as e:
+            reply = fetch(
+                f"{self.address}{path}?{urlencode(params)}",
+                deadline=deadline or Deadline(timeout),
+                max_bytes=self.settings.max_response_bytes,
+                headers=self._headers,
+                tls=self._tls,
+            )
+            return _answer(reply, parse, where)
+        except ResponseTooLarge as e:
+            return _fail(
+                "too_large",
+                f"answer from Prometheus at {where} refused: {e}; narrow the query (aggregate it) "
+                "or raise MODELRATCHET_PROMETHEUS_MAX_RESPONSE_BYTES",
+            )
+        except ConnectError as e:
             return _fail("unreachable", f"Prometheus unreachable at {where}: {_connection_reason(e, timeout)}")
-        except requests.Timeout:
+        except TimeoutError:  # DeadlineExceeded included
             return _fail("timeout", f"no answer from Prometheus at {where} within {timeout:g}s")
-        except requests.ConnectionError as e:
-            if any(isinstance(c, ReadTimeoutError) for c in _causes(e)):
-                return _fail("timeout", f"no answer from Prometheus at {where} within {timeout:g}s")
-            return _fail("unreachable", f"Prometheus unreachable at {where}: {_connection_reason(e, timeout)}")
-        except (requests.RequestException, ValueError, KeyError, IndexError, TypeError) as e:
-            # Not a Prometheus API answer (wrong address, a proxy's page, malformed JSON).
+        except (OSError, http.client.HTTPException) as e:
+            return _fail("unreachable", f"connection to Prometheus at {where} failed: {type(e).__name__}: {e}")
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError) as e:
+            # Not a Prometheus API answer (wrong address, a proxy's page, malformed values).
             return _fail("http_error", f"unexpected answer from {where}: {type(e).__name__}: {e}")

@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -14,8 +14,10 @@ from typing import Any, Literal
 from modelratchet.api.baseline import MetricSpec, ModelBaselineSpec
 from modelratchet.api.common import parse_duration
 from modelratchet.gates import Observation
+from modelratchet.wire import Deadline
 
-from .prometheus import ProblemKind, PrometheusQuerier, PrometheusSettings, QueryOutcome, redact
+from .addresses import redact
+from .prometheus import ProblemKind, PrometheusQuerier, PrometheusSettings, QueryOutcome
 from .templates import TemplateError, render_query
 
 Arm = Literal["candidate", "baseline"]
@@ -95,7 +97,7 @@ def _step(metric: MetricSpec, window_seconds: float) -> str:
 class MetricsProvider:
     """Runs a baseline's queries concurrently and turns the answers into Observations.
 
-    Clients are kept per connection settings so connections are reused between analyses.
+    Clients are kept per connection settings so their TLS contexts are built once, not per analysis.
     """
 
     def __init__(self, settings: PrometheusSettings | None = None, *, max_clients: int = 16) -> None:
@@ -117,7 +119,6 @@ class MetricsProvider:
             if client is None:
                 client = self._clients[key] = PrometheusQuerier(settings)
                 while len(self._clients) > self._max_clients:
-                    # Not closed here: another analysis may still be using it; its session goes with it.
                     self._clients.popitem(last=False)
             self._clients.move_to_end(key)
             return client
@@ -207,19 +208,21 @@ class MetricsProvider:
             return []
         client = self.querier(settings)
         start = now - timedelta(seconds=max(1.0, window_seconds))
+        # One deadline for the whole batch: a query still waiting for a worker when it passes fails at once, so
+        # every worker is done by then and the pool can be joined without waiting on a slow server.
+        deadline = Deadline(settings.timeout_seconds)
 
         def one(q: _Query) -> QueryOutcome:
             if q.ranged:
-                return client.range(q.promql, start, now, steps[q.metric])
-            return client.instant(q.promql, at=now)
+                return client.range(q.promql, start, now, steps[q.metric], deadline=deadline)
+            return client.instant(q.promql, at=now, deadline=deadline)
 
         pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(queries)), thread_name_prefix="promql")
         try:
             futures: list[Future[QueryOutcome]] = [pool.submit(one, q) for q in queries]
-            # Connect and read timeouts apply per socket operation; this bounds the whole batch.
-            wait(futures, timeout=settings.timeout_seconds + 1.0)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Joins the workers: no thread outlives the analysis (each request ends by the deadline).
+            pool.shutdown(wait=True)
         late = QueryOutcome.failed(
             "timeout", f"no answer from Prometheus at {redact(settings.address)} within {settings.timeout_seconds:g}s"
         )

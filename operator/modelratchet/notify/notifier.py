@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from kubernetes import client
 from prometheus_client import Counter
@@ -20,7 +21,9 @@ from modelratchet.api.common import SecretKeySelector
 from modelratchet.api.rollout import Notification
 from modelratchet.kube.secrets import SecretError, read_secret_key
 from modelratchet.rollout.types import Notify
+from modelratchet.settings import OperatorSettings
 
+from .destinations import DestinationPolicy, DestinationRefused
 from .lanes import LaneQueue
 from .payloads import Message, message_from, slack_payload, wants, webhook_payload
 from .transport import Attempt, backoff, check_url, post_json
@@ -39,6 +42,9 @@ NOTIFICATIONS = Counter(
 )
 
 RETRY_AFTER_CAP = 60.0  # a receiver's Retry-After is honoured up to this many seconds
+# One delivery (every attempt and wait) holds its worker at most this long, so a few slow or rate-limiting
+# receivers cannot keep every worker from the others for minutes.
+DELIVERY_BUDGET = 90.0
 DROP_LOG_INTERVAL = 30.0  # while the queue overflows, one warning per this many seconds, not one per message
 
 
@@ -124,7 +130,11 @@ class WebhookNotifier:
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
         secret_ttl: float = 30.0,
+        destinations: DestinationPolicy | None = None,
+        delivery_budget: float = DELIVERY_BUDGET,
     ) -> None:
+        """``destinations`` says which receiver addresses are allowed; default: the operator's settings
+        (MODELRATCHET_WEBHOOK_ALLOWED_CIDRS, MODELRATCHET_WEBHOOK_ALLOW_PRIVATE), public addresses only."""
         if secret_lookup is None:
             if core is None:
                 raise ValueError("WebhookNotifier needs a CoreV1Api or a secret_lookup")
@@ -136,6 +146,8 @@ class WebhookNotifier:
         self.attempts = attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        self.delivery_budget = delivery_budget
+        self.destinations = destinations or DestinationPolicy.from_settings(OperatorSettings.from_env())
         self.dropped = 0
         self._drops_unreported = 0
         self._last_drop_log = -DROP_LOG_INTERVAL
@@ -269,34 +281,48 @@ class WebhookNotifier:
     def _deliver(self, d: Delivery) -> DeliveryResult:
         last = Attempt(status=None, error="not attempted")
         attempt = 0
+        started = time.monotonic()
         while attempt < self.attempts:
             attempt += 1
             try:
                 url = self._urls.get(d.namespace, d.secret)
             except SecretError as e:
-                return self._failed(d, attempt, Attempt(status=None, error=str(e)), "a missing Secret")
+                return self._failed(d, attempt, Attempt(status=None, error=str(e)), "a missing or unusable Secret")
             except Exception as e:  # the API server may be briefly unreachable: retry like a network error
                 last = Attempt(status=None, error=f"reading Secret {d.secret.name!r}: {_short(e)}")
             else:
-                problem = check_url(url)
-                if problem is not None:
-                    self._urls.forget(d.namespace, d.secret)
-                    return self._failed(d, attempt, Attempt(status=None, error=problem), "a bad URL")
-                last = post_json(url, d.body, self.timeout)
+                last = self._post(d, url)
                 if last.ok:
                     NOTIFICATIONS.labels(d.channel, "delivered").inc()
                     log.debug("%s notification of %s/%s delivered to %s", d.kind, d.namespace, d.rollout, d.target)
                     return DeliveryResult(d.target, d.kind, True, attempt, last.status)
-                self._urls.forget(d.namespace, d.secret)
+                self._urls.forget(d.namespace, d.secret)  # a rotated URL is picked up on the next attempt
                 if not last.retryable:
                     return self._failed(d, attempt, last, "a permanent error")
             if attempt < self.attempts:
                 delay = backoff(attempt, self.backoff_base, self.backoff_cap, self._rng)
                 if last.retry_after is not None:
                     delay = max(delay, min(last.retry_after, RETRY_AFTER_CAP))
+                if time.monotonic() - started + delay + self.timeout > self.delivery_budget:
+                    return self._failed(d, attempt, last, f"{attempt} attempt(s), the {self.delivery_budget:g}s budget")
                 if self._stopping.wait(delay):
                     break
         return self._failed(d, attempt, last, f"{attempt} attempt(s)")
+
+    def _post(self, d: Delivery, url: str) -> Attempt:
+        """One POST to ``url``, if it is an http(s) URL whose host resolves only to allowed addresses."""
+        problem = check_url(url)
+        if problem is not None:
+            return Attempt(status=None, error=problem, permanent=True)
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            addresses = self.destinations.resolve(parts.hostname or "", port)
+        except DestinationRefused as e:
+            return Attempt(status=None, error=str(e), permanent=True)
+        except OSError as e:  # the name does not resolve (yet): retried like a network error
+            return Attempt(status=None, error=f"cannot resolve the receiver's host: {e}")
+        return post_json(url, d.body, self.timeout, addresses)
 
     def _failed(self, d: Delivery, attempts: int, last: Attempt, why: str) -> DeliveryResult:
         NOTIFICATIONS.labels(d.channel, "failed").inc()
