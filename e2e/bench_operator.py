@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         custom.create_namespaced_custom_object("modelratchet.io", "v1alpha1", NS, "modelbaselines", body)
         for i in range(args.rollouts):
-            apps.create_namespaced_deployment(NS, deployment(f"serving-{i}", V1, replicas=1))
+            apps.create_namespaced_deployment(NS, deployment(f"serving-{i}", V1, replicas=1, rollout=f"r{i}"))
             spec = {
                 "targetRef": {"name": f"serving-{i}"},
                 "checkpoint": V2,

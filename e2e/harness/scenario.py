@@ -10,6 +10,7 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from modelratchet.observe import OPT_IN_ANNOTATION
 
 from e2e.harness.model_servers import ModelServerFleet, TrafficDriver, checkpoint_file, kube_weights
 from e2e.harness.wait import wait_for
@@ -80,11 +81,13 @@ def rollout_spec(target: str, baseline: str, checkpoint: str, **overrides: Any) 
     return spec
 
 
-def deployment(name: str, checkpoint: str, replicas: int = 3) -> dict[str, Any]:
+def deployment(name: str, checkpoint: str, replicas: int = 3, *, rollout: str | None = "digits") -> dict[str, Any]:
+    """A serving Deployment; ``rollout`` is the ModelRollout it opts in to (None: it opts in to none)."""
+    annotations = {OPT_IN_ANNOTATION: rollout} if rollout else {}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "labels": {"app": name}},
+        "metadata": {"name": name, "labels": {"app": name}, "annotations": annotations},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
@@ -141,8 +144,8 @@ class Scenario:
     def stop_server(self, label: str) -> None:
         self.fleet.remove(label)
 
-    def deploy_target(self, checkpoint: str = V1, replicas: int = 3) -> None:
-        body = deployment(self.target, checkpoint, replicas)
+    def deploy_target(self, checkpoint: str = V1, replicas: int = 3, *, rollout: str | None = "digits") -> None:
+        body = deployment(self.target, checkpoint, replicas, rollout=rollout)
         self.apps.create_namespaced_deployment(self.ns, body)
         body_svc = {
             "apiVersion": "v1",
@@ -204,13 +207,18 @@ class Scenario:
         timeout: float = 90.0,
         also: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any]:
+        """Waits for the phase, and for the world to follow it: the operator records a decision first and acts
+        on it right after, so an ended rollout's canary is gone a moment after the status says so."""
         wanted = {phases} if isinstance(phases, str) else set(phases)
+        ended = {"Promoted", "RolledBack", "Idle", "Failed"}
 
         def check() -> dict[str, Any] | None:
             status = self.status(name)
-            if status.get("phase") in wanted and (also is None or also(status)):
-                return status
-            return None
+            if status.get("phase") not in wanted or (also is not None and not also(status)):
+                return None
+            if status.get("phase") in ended and self.canary() is not None:
+                return None
+            return status
 
         try:
             result: dict[str, Any] = wait_for(check, timeout=timeout, message=f"{name} phase in {sorted(wanted)}")

@@ -195,7 +195,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     from modelratchet.notify import WebhookNotifier
 
     notifier = WebhookNotifier(client.CoreV1Api(api))
-    reconciler = Reconciler(ours, api, MetricsProvider(), notifier)
+    reconciler = Reconciler(ours, api, MetricsProvider(), notifier, may_act=is_leader)
     scheduler = Scheduler(_work, workers=16, max_interval=ours.tick_seconds, is_leader=is_leader)
     telemetry.LEADER.set_function(lambda: float(is_leader()))
     _state.update(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -14,26 +15,29 @@ from pydantic import ValidationError
 
 from modelratchet import telemetry
 from modelratchet.analysis import run_analysis
-from modelratchet.api.baseline import ModelBaselineSpec
 from modelratchet.api.errors import validation_problems
 from modelratchet.api.rollout import ModelRolloutSpec, ModelRolloutStatus, Notification
 from modelratchet.gates import ValidationResult
 from modelratchet.kube import deployments as deps
 from modelratchet.kube import resources as res
+from modelratchet.kube.leader import ensure_leader
 from modelratchet.kube.secrets import SecretError, prometheus_settings_for
 from modelratchet.metrics.provider import MetricsProvider
+from modelratchet.observe import Fetched, baseline_of, observe_world
 from modelratchet.rollout import (
-    AnalysisReport,
+    Action,
+    AnalysisRequest,
     DeleteCanary,
     EmitEvent,
     EnsureCanary,
     Notify,
     SetTargetCheckpoint,
-    TargetState,
     World,
     analysis_due,
+    plan,
     reconcile,
 )
+from modelratchet.rollout.bounds import bound_status
 from modelratchet.rollout.machine import parse_ts
 from modelratchet.settings import OperatorSettings
 
@@ -56,6 +60,11 @@ def _short(e: Exception) -> str:
     return str(e)
 
 
+# A status write that meets a newer version is decided again on the same observations this many times (the
+# analysis is not re-run, so a failed look is never lost to a conflict), then left to the next look.
+CONFLICT_RETRIES = 3
+
+
 class Reconciler:
     def __init__(
         self,
@@ -63,6 +72,7 @@ class Reconciler:
         api: client.ApiClient,
         provider: MetricsProvider,
         notifier: Notifier | None = None,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self.settings = settings
         self.apps = client.AppsV1Api(api)
@@ -70,28 +80,8 @@ class Reconciler:
         self.custom = client.CustomObjectsApi(api)
         self.provider = provider
         self.notifier = notifier
-
-    # ------------------------------------------------------------------------------------------ observe
-
-    def _baseline(
-        self, namespace: str, name: str
-    ) -> tuple[ModelBaselineSpec | None, dict[str, Any] | None, str | None]:
-        obj = res.get(self.custom, res.BASELINES, namespace, name)
-        if obj is None:
-            return None, None, f"ModelBaseline {name!r} not found in namespace {namespace!r}"
-        try:
-            return ModelBaselineSpec.model_validate(obj.get("spec") or {}), obj, None
-        except ValidationError as e:
-            return None, obj, f"ModelBaseline {name!r} is invalid: {validation_problems(e, 'spec')[0]}"
-
-    def _canary(self, namespace: str, target: str, uid: str) -> tuple[dict[str, Any] | None, str | None]:
-        dep = deps.read_deployment(self.apps, namespace, deps.canary_name(target))
-        if dep is None:
-            return None, None
-        owners = dep["metadata"].get("ownerReferences") or []
-        if not any(o.get("uid") == uid for o in owners):
-            return None, f"Deployment {deps.canary_name(target)!r} exists and is not owned by this ModelRollout"
-        return dep, None
+        # False once this replica may have lost leadership: it then neither records nor acts (NotLeader).
+        self.may_act = may_act
 
     # ------------------------------------------------------------------------------------------ tick
 
@@ -103,6 +93,42 @@ class Reconciler:
             # Deleted while this look ran (e.g. its namespace is going away): not an error, just the end.
             telemetry.observe_phase(namespace, name, None)
             return None
+
+    def _fetch(self, obj: dict[str, Any], spec: ModelRolloutSpec) -> Fetched:
+        namespace = obj["metadata"]["namespace"]
+        return Fetched(
+            rollout=obj,
+            target=deps.read_deployment(self.apps, namespace, spec.target_ref.name),
+            canary=deps.read_deployment(self.apps, namespace, deps.canary_name(spec.target_ref.name)),
+            baseline=res.get(self.custom, res.BASELINES, namespace, spec.baseline_ref.name),
+        )
+
+    def _analyze(
+        self,
+        world: World,
+        spec: ModelRolloutSpec,
+        baseline_obj: dict[str, Any] | None,
+        request: AnalysisRequest,
+        namespace: str,
+        now: datetime,
+    ) -> tuple[World, ValidationResult | None]:
+        """Measure and judge, or say why not (a Secret, a query that does not parse) as a reference problem."""
+        baseline, _, _ = baseline_of(spec, namespace, baseline_obj)
+        assert baseline is not None
+        where = f"ModelBaseline {spec.baseline_ref.name!r}"
+        try:
+            prom = prometheus_settings_for(self.core, self.settings, baseline, namespace)
+        except SecretError as e:
+            return replace(world, baseline_error=f"{where}: {e}", baseline_reason=e.reason), None
+        report, result, invalid = run_analysis(
+            self.provider, baseline, request, namespace=namespace, settings=prom, now=now
+        )
+        if invalid:
+            # A query that does not parse is a configuration error, not missing data: hold, don't judge.
+            return replace(
+                world, baseline_error=f"{where}: " + "; ".join(invalid), baseline_reason="InvalidQuery"
+            ), None
+        return replace(world, analysis=report), result
 
     def _tick(self, namespace: str, name: str) -> float | None:
         started = time.monotonic()
@@ -117,77 +143,59 @@ class Reconciler:
             msg = validation_problems(e, "spec")[0]
             res.patch_status(self.custom, res.ROLLOUTS, namespace, name, {"phase": "Failed", "message": msg})
             return 60.0
-        status = ModelRolloutStatus.model_validate(obj.get("status") or {})
-        generation = int(obj["metadata"].get("generation", 1))
         now = datetime.now(UTC).replace(microsecond=0)
 
-        target_dep = deps.read_deployment(self.apps, namespace, spec.target_ref.name)
-        target = deps.target_state(target_dep, spec.checkpoint_from) if target_dep else None
-        canary_dep, canary_error = self._canary(namespace, spec.target_ref.name, obj["metadata"]["uid"])
-        if target is not None and canary_error:
-            target = TargetState(
-                target.checkpoint, target.replicas, target.ready_replicas, target.available, canary_error
-            )
-        canary = deps.canary_state(canary_dep) if canary_dep else None
-        baseline, baseline_obj, baseline_error = self._baseline(namespace, spec.baseline_ref.name)
-        baseline_reason = "BaselineNotFound" if baseline_obj is None else "BaselineInvalid"
-
-        report: AnalysisReport | None = None
+        # observe
+        fetched = self._fetch(obj, spec)
+        world = observe_world(spec, fetched)
         result: ValidationResult | None = None
-        request = analysis_due(spec, status, now)
-        refs_ok = target is not None and not target.error and baseline is not None
-        if request is not None and refs_ok and baseline is not None:
+        status = ModelRolloutStatus.model_validate(obj.get("status") or {})
+        request = analysis_due(spec, status, now) if world.references_ok else None
+        if request is not None:
+            world, result = self._analyze(world, spec, fetched.baseline, request, namespace, now)
+
+        # decide, record: a newer version (a gate request, another writer) is decided again on the same world
+        for _ in range(CONFLICT_RETRIES):
+            status = ModelRolloutStatus.model_validate(obj.get("status") or {})
+            generation = int(obj["metadata"].get("generation", 1))
+            decision = reconcile(spec, status, generation=generation, world=world, now=now)
+            # Bounded so a status can always be stored (etcd's object limit), whatever Prometheus answered.
+            new_status = _dump(bound_status(decision.status))
+            if new_status == (obj.get("status") or {}):
+                break
+            ensure_leader(self.may_act, f"status write of {namespace}/{name}")
             try:
-                prom = prometheus_settings_for(self.core, self.settings, baseline, namespace)
-            except SecretError as e:
-                prom = None
-                baseline_error = f"ModelBaseline {spec.baseline_ref.name!r}: {e}"
-                baseline_reason = "SecretNotFound"
-            if prom is not None:
-                report, result, invalid = run_analysis(
-                    self.provider, baseline, request, namespace=namespace, settings=prom, now=now
-                )
-            if report is not None and invalid:
-                # A query that does not parse is a configuration error, not missing data: hold, don't judge.
-                baseline_error = f"ModelBaseline {spec.baseline_ref.name!r}: " + "; ".join(invalid)
-                baseline_reason, report, result = "InvalidQuery", None, None
-
-        world = World(
-            target=target,
-            canary=canary,
-            baseline_error=baseline_error,
-            baseline_reason=baseline_reason,
-            analysis=report,
-        )
-        decision = reconcile(spec, status, generation=generation, world=world, now=now)
-
-        for action in decision.actions:
-            self._apply(action, obj, spec, target_dep, namespace)
-
-        new_status = _dump(decision.status)
-        if new_status != (obj.get("status") or {}):
-            try:
-                res.replace_status(self.custom, res.ROLLOUTS, obj, new_status)
+                obj = res.replace_status(self.custom, res.ROLLOUTS, obj, new_status)
+                break
             except res.Conflict:
-                return 0.2
-        self._after_write(obj, spec, status, decision.status, decision.actions, result, now)
+                fresh = res.get(self.custom, res.ROLLOUTS, namespace, name)
+                if fresh is None:
+                    raise res.Gone(name) from None
+                if fresh.get("spec") != obj.get("spec"):
+                    return 0.2  # the spec moved on: observe again from scratch
+                obj = fresh
+        else:
+            return 0.2
+
+        # act: drive the world toward what the stored status says, then announce what was decided
+        stored = ModelRolloutStatus.model_validate(obj.get("status") or {})
+        for action in plan(spec, stored, world):
+            ensure_leader(self.may_act, f"{type(action).__name__} for {namespace}/{name}")
+            self._apply(action, obj, spec, fetched.target)
+        self._after_write(obj, spec, status, stored, decision.actions, result, now)
         telemetry.RECONCILE_SECONDS.observe(time.monotonic() - started)
         return decision.requeue_after
 
     # ------------------------------------------------------------------------------------------ act
 
     def _apply(
-        self,
-        action: object,
-        obj: dict[str, Any],
-        spec: ModelRolloutSpec,
-        target_dep: dict[str, Any] | None,
-        namespace: str,
+        self, action: Action, obj: dict[str, Any], spec: ModelRolloutSpec, target: dict[str, Any] | None
     ) -> None:
+        namespace = obj["metadata"]["namespace"]
         fm = self.settings.field_manager
         if isinstance(action, EnsureCanary):
-            assert target_dep is not None
-            desired = deps.build_canary(target_dep, spec.checkpoint_from, action.checkpoint, action.replicas, obj)
+            assert target is not None
+            desired = deps.build_canary(target, spec.checkpoint_from, action.checkpoint, action.replicas, obj)
             deps.ensure_canary(self.apps, desired, fm)
         elif isinstance(action, DeleteCanary):
             deps.delete_canary(self.apps, namespace, spec.target_ref.name)

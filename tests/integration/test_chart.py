@@ -38,6 +38,7 @@ MANIFESTS = REPO_ROOT / "deploy" / "manifests"
 
 VALUE_SETS: dict[str, list[str]] = {
     "defaults": [],
+    "cluster-scope": ["--set", "rbac.scope=cluster"],
     "replicas-2": ["--set", "replicaCount=2"],
     "namespace-scope": ["--set", "rbac.scope=namespace", "--set", "watchNamespaces={team-a,team-b}"],
     "service-monitor": ["--set", "serviceMonitor.enabled=true"],
@@ -255,8 +256,21 @@ def test_rendered_objects_by_value_set(local_cluster: LocalCluster, kube_version
     assert env["MODELRATCHET_LEASE_NAMESPACE"]["value"] == "modelratchet-system"
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert container["resources"]["requests"] and container["resources"]["limits"]
-    assert not [d for d in docs if d["kind"] in ("PodDisruptionBudget", "ServiceMonitor", "Role", "RoleBinding")
-                and d["metadata"]["name"] != "mr-modelratchet-leader-election"]
+    assert not [d for d in docs if d["kind"] in ("PodDisruptionBudget", "ServiceMonitor")]
+    # Namespace scope is the default: the operator may act in the release namespace only.
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "Role"}
+    assert roles == {
+        ("modelratchet-system", "mr-modelratchet"), ("modelratchet-system", "mr-modelratchet-leader-election")
+    }
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"] == ["mr-modelratchet-discovery"]
+    assert env["MODELRATCHET_NAMESPACES"]["value"] == "modelratchet-system"
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "mr-modelratchet")
+    status_rule = next(r for r in role["rules"] if r["resources"] == ["modelrollouts/status"])
+    assert "record" in status_rule["verbs"], "the status admission policy recognises the operator by `record`"
+
+    cluster = _docs(_template(local_cluster, kube_version, *VALUE_SETS["cluster-scope"]).stdout)
+    assert {d["metadata"]["name"] for d in cluster if d["kind"] == "ClusterRole"} == {"mr-modelratchet"}
+    assert [d["metadata"]["name"] for d in cluster if d["kind"] == "Role"] == ["mr-modelratchet-leader-election"]
     svc = _one(docs, "Service")
     assert svc["spec"]["ports"][0]["port"] == 8080
     assert _one(docs, "ConfigMap")["metadata"]["labels"]["grafana_dashboard"] == "1"
@@ -287,7 +301,8 @@ def test_rendered_objects_by_value_set(local_cluster: LocalCluster, kube_version
     assert env["MODELRATCHET_PROMETHEUS_CA_FILE"]["value"] == "/etc/modelratchet/prometheus-ca/ca.crt"
     assert {"name": "prometheus-ca", "secret": {"secretName": "prometheus-ca", "items": [
         {"key": "ca.crt", "path": "ca.crt"}]}} in pod["volumes"]
-    rules = _one(auth, "ClusterRole")["rules"]
+    rules = next(d for d in auth if d["kind"] == "Role" and d["metadata"]["name"] == "mr-modelratchet")["rules"]
+    assert [r for r in rules if "deployments" in r["resources"]], "the operator's Role is rendered"
     assert not [r for r in rules if "secrets" in r["resources"]], "rbac.readSecrets=false drops the Secret rule"
 
 
@@ -312,9 +327,8 @@ def test_service_monitor_selects_the_metrics_service(local_cluster: LocalCluster
         (["--set", "rbac.scope=global"], "at '/rbac/scope': value must be one of 'cluster', 'namespace'"),
         (["--set", "prometheus.address=prometheus:9090"], "at '/prometheus/address'"),
         (["--set", "serviceMonitor.interval=30 seconds"], "at '/serviceMonitor/interval'"),
-        (["--set", "rbac.scope=namespace"], "rbac.scope=namespace needs watchNamespaces"),
     ],
-    ids=["typo-top", "typo-nested", "wrong-type", "string-for-list", "bad-enum", "address", "duration", "ns-scope"],
+    ids=["typo-top", "typo-nested", "wrong-type", "string-for-list", "bad-enum", "address", "duration"],
 )
 def test_wrong_values_fail_with_a_clear_message(
     local_cluster: LocalCluster, kube_version: str, args: list[str], message: str
@@ -471,6 +485,7 @@ def _assert_least_privilege(rel: Release, workload_ns: str, scope: str) -> None:
         ("get", "modelrollouts.modelratchet.io", workload_ns),
         ("watch", "modelbaselines.modelratchet.io", workload_ns),
         ("patch", "modelrollouts.modelratchet.io", workload_ns, "--subresource=status"),
+        ("record", "modelrollouts.modelratchet.io", workload_ns, "--subresource=status"),
         ("create", "deployments.apps", workload_ns),
         ("delete", "deployments.apps", workload_ns),
         ("create", "events", workload_ns),
@@ -516,9 +531,9 @@ def test_install_and_run_the_operator_as_its_service_account(
     scope: str,
 ) -> None:
     rel: Release = release_factory(f"mr-{scope[:2]}", f"{namespace}-sys")
-    values = ["--set", f"prometheus.address={prometheus.url}"]
+    values = ["--set", f"prometheus.address={prometheus.url}", "--set", f"rbac.scope={scope}"]
     if scope == "namespace":
-        values += ["--set", "rbac.scope=namespace", "--set", f"watchNamespaces={{{namespace}}}"]
+        values += ["--set", f"watchNamespaces={{{namespace}}}"]
     seconds = rel.install(*values)
     _figure(f"helm install --wait ({scope} scope): {seconds:.1f} s")
     dep = json.loads(local_cluster.kubectl("get", "deployment", rel.fullname, "-n", rel.namespace, "-o", "json").stdout)

@@ -50,6 +50,9 @@ SPEC: dict[str, Any] = {
 }
 Obj = dict[str, Any]
 
+# The user the API server authenticates the harness's admin certificate as (e2e/harness/cluster.py).
+ADMIN = "modelratchet-admin"
+
 
 def ts(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -281,7 +284,8 @@ def test_namespace_and_user_come_from_the_context(
     code, _, _ = cli(capsys, "promote", NAME, "--kubeconfig", str(path), "--context", "team")
     assert code == 0
     gate = rollouts.get()["status"]["gate"]
-    assert gate["requestedBy"] == base["context"]["user"]
+    # Recorded under the name the API server knows (admission refuses any other), not the kubeconfig's entry.
+    assert gate["requestedBy"] == ADMIN != base["context"]["user"]
 
 
 # ------------------------------------------------------------------------------------------------ history / report
@@ -354,7 +358,7 @@ def test_promote_writes_the_gate_through_the_status_subresource(
     after = rollouts.get()
     gate = after["status"]["gate"]
     assert set(gate) == {"action", "checkpoint", "requestedAt", "requestedBy"}  # a null reason is not stored
-    assert (gate["action"], gate["checkpoint"], gate["requestedBy"]) == ("promote", V43, "admin")
+    assert (gate["action"], gate["checkpoint"], gate["requestedBy"]) == ("promote", V43, ADMIN)
     requested = datetime.fromisoformat(gate["requestedAt"].replace("Z", "+00:00"))
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", gate["requestedAt"])
     assert started <= requested <= datetime.now(UTC)
@@ -364,7 +368,7 @@ def test_promote_writes_the_gate_through_the_status_subresource(
     assert {k: v for k, v in after["status"].items() if k != "gate"} == before["status"]
     assert out.splitlines()[0] == (
         f'promote of {V43} requested on modelrollout "{NAME}" in namespace "{rollouts.namespace}" '
-        f"by admin at {gate['requestedAt']}"
+        f"by {ADMIN} at {gate['requestedAt']}"
     )
 
     # The operator applies it once and clears it: the manual pause is passed.
@@ -383,7 +387,7 @@ def test_abort_with_a_reason_and_during_the_post_promotion_watch(
     assert code == 0
     gate = rollouts.get()["status"]["gate"]
     assert {k: gate[k] for k in ("action", "checkpoint", "requestedBy", "reason")} == {
-        "action": "abort", "checkpoint": V43, "requestedBy": "admin", "reason": "p99 latency doubled"
+        "action": "abort", "checkpoint": V43, "requestedBy": ADMIN, "reason": "p99 latency doubled"
     }
     assert out.splitlines()[0].endswith(f"at {gate['requestedAt']}: p99 latency doubled")
     assert spec_and_generation(rollouts.get()) == spec_and_generation(before)
@@ -462,7 +466,7 @@ def test_a_pending_gate_is_not_overwritten_unless_forced(
     code, _, err = cli(capsys, "promote", NAME, *args)
     assert code == 1
     assert err == (
-        f"modelratchet promote: an abort requested by admin at {first['requestedAt']} is still pending on "
+        f"modelratchet promote: an abort requested by {ADMIN} at {first['requestedAt']} is still pending on "
         f'modelrollout "{NAME}": the operator has not applied it yet (is it running?); --force replaces it\n'
     )
     assert rollouts.get()["status"]["gate"] == first
@@ -518,7 +522,7 @@ def test_wait_until_the_operator_applied_the_request(
     # What the operator recorded about it (its wording is the state machine's), then where the rollout is now.
     reasons = [line.split(": ")[1] for line in lines[1:-1]]
     assert reasons == ["PromoteRequested", "StepReached"], lines
-    assert lines[1].endswith(" skipped by admin")
+    assert lines[1].endswith(f" skipped by {ADMIN}")
     status = rollouts.get()["status"]
     assert (status["phase"], status["currentStep"]) == ("Progressing", 4)
     assert lines[-1] == f"phase: Progressing ({status['message']})"
@@ -546,23 +550,29 @@ def test_wait_times_out_when_no_operator_runs(
 
 def test_watch_ends_promoted(capsys: pytest.CaptureFixture[str], rollouts: Rollouts, kubeconfig: str) -> None:
     rollouts.create(analyzing())
-
-    def operator() -> None:
-        time.sleep(1.5)
-        rollouts.set_status(promoted())
-
-    thread = threading.Thread(target=operator)
-    thread.start()
+    proc = subprocess.Popen(
+        [str(SCRIPT), "watch", NAME, "--interval", "0.5", "--timeout", "60", "-n", rollouts.namespace,
+         "--kubeconfig", kubeconfig],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
     try:
-        done = script("watch", NAME, "--interval", "0.5", "--timeout", "60", "-n", rollouts.namespace,
-                      "--kubeconfig", kubeconfig)
+        assert proc.stdout is not None
+        lines: list[str] = []
+        # The operator moves on only once the watch has shown the status it started from.
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Phase:"):
+                break
+        rollouts.set_status(promoted())
+        out, err = proc.communicate(timeout=60)
     finally:
-        thread.join(60)
-    assert done.returncode == 0, done.stderr
-    blocks = re.split(r"^--- \S+ ---$", done.stdout, flags=re.M)[1:]
+        proc.kill()
+    stdout = "".join(lines) + out
+    assert proc.returncode == 0, err
+    blocks = re.split(r"^--- \S+ ---$", stdout, flags=re.M)[1:]
     assert len(blocks) == 2  # one per status seen, not one per look
     assert "Phase:        Progressing" in blocks[0] and "Phase:        Promoted" in blocks[1]
-    assert done.stdout.splitlines()[-1] == f'modelrollout "{NAME}": promoted {V43}'
+    assert stdout.splitlines()[-1] == f'modelrollout "{NAME}": promoted {V43}'
 
 
 def test_watch_exit_codes(capsys: pytest.CaptureFixture[str], rollouts: Rollouts, kubeconfig: str) -> None:

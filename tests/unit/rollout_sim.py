@@ -1,8 +1,9 @@
 """A small simulated world for driving the pure rollout state machine tick by tick.
 
 The simulation plays the shell: it asks ``analysis_due``, hands back a scripted ``AnalysisReport``, calls
-``reconcile``, applies the actions to an in-memory target / canary Deployment pair, and stores the status
-the way the API server would (a JSON round trip). Pods become ready on the next tick unless told otherwise.
+``reconcile``, stores the status the way the API server would (a JSON round trip), and only then applies what
+``plan`` derives from the stored status to an in-memory target / canary Deployment pair. Pods become ready on
+the next tick unless told otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from modelratchet.rollout import (
     TargetState,
     World,
     analysis_due,
+    plan,
     reconcile,
 )
 
@@ -89,15 +91,15 @@ def cond(status: ModelRolloutStatus | None, type_: str) -> Condition:
     return found[0]
 
 
-def events(actions: Iterable[Action]) -> list[str]:
+def events(actions: Iterable[object]) -> list[str]:
     return [a.reason for a in actions if isinstance(a, EmitEvent)]
 
 
-def notifications(actions: Iterable[Action]) -> list[str]:
+def notifications(actions: Iterable[object]) -> list[str]:
     return [a.kind for a in actions if isinstance(a, Notify)]
 
 
-def world_actions(actions: Iterable[Action]) -> list[Action]:
+def world_actions(actions: Iterable[object]) -> list[Action]:
     """The actions that change Deployments (not events or notifications)."""
     return [a for a in actions if isinstance(a, EnsureCanary | DeleteCanary | SetTargetCheckpoint)]
 
@@ -109,14 +111,15 @@ class Tick:
     report: AnalysisReport | None
     world: World
     decision: Decision
+    planned: list[Action] = field(default_factory=list)  # derived from the stored status, then applied
 
     @property
     def status(self) -> ModelRolloutStatus:
         return self.decision.status
 
     @property
-    def actions(self) -> list[Action]:
-        return self.decision.actions
+    def actions(self) -> list[object]:
+        return [*self.decision.actions, *self.planned]
 
 
 Analyst = Callable[[AnalysisRequest], AnalysisReport]
@@ -198,7 +201,10 @@ class Sim:
         return reconcile(self.spec, self.status, generation=self.generation, world=self.observe(analysis), now=self.now)
 
     def tick(self, dt: float = 0.0, *, write: bool = True, apply: bool = True) -> Tick:
-        """Advance the clock by dt, observe, analyze if due, reconcile, apply the actions, store the status."""
+        """Advance the clock by dt, observe, analyze if due, reconcile, store the status, then act on it.
+
+        ``write=False`` is a status write that was lost (a 409, a crash): nothing is acted on then.
+        ``apply=False`` is a crash after the write and before acting."""
         self.now += timedelta(seconds=dt)
         request = analysis_due(self.spec, self.current_status(), self.now)
         rep = self._report_for(request) if request is not None else None
@@ -209,11 +215,13 @@ class Sim:
         # Time passes for pods: one tick of unreadiness is used up by this observation.
         self.target_unready_ticks = max(0, self.target_unready_ticks - 1)
         self.canary_unready_ticks = max(0, self.canary_unready_ticks - 1)
+        if not write:
+            return tick
+        self.status = roundtrip(decision.status)
+        tick.planned = plan(self.spec, self.status, world)
         if apply:
-            for action in decision.actions:
+            for action in tick.planned:
                 self.apply(action)
-        if write:
-            self.status = roundtrip(decision.status)
         return tick
 
     def apply(self, action: Action) -> None:

@@ -656,7 +656,8 @@ def test_crds_writes_and_detects_stale_files(capsys: pytest.CaptureFixture[str],
     assert main(["crds", "--check", str(tmp_path)]) == 1
     assert main(["crds", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "modelbaselines-policy.yaml", "modelbaselines.yaml", "modelrollouts.yaml"]
+        "modelbaselines-policy.yaml", "modelbaselines.yaml", "modelrollouts-policy.yaml", "modelrollouts.yaml",
+        "status-policy.yaml"]
     assert main(["crds", "--check", str(tmp_path)]) == 0
     (tmp_path / "modelrollouts.yaml").write_text("stale")
     assert main(["crds", "--check", str(tmp_path)]) == 1

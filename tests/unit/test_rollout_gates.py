@@ -135,7 +135,7 @@ def test_promote_at_the_last_step_promotes() -> None:
     sim.start()
     sim.gate("promote")
     t = sim.tick(1)
-    assert world_actions(t.actions) == [SetTargetCheckpoint("v2")]
+    assert world_actions(t.actions) == [EnsureCanary("v2", 1), SetTargetCheckpoint("v2")]
     t = sim.tick(1)
     assert t.status.phase == "Promoted" and sim.target_checkpoint == "v2"
 

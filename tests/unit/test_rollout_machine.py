@@ -19,6 +19,7 @@ from modelratchet.rollout import (
     TargetState,
     World,
     analysis_due,
+    plan,
     reconcile,
 )
 from modelratchet.rollout.machine import ERROR_REQUEUE_MAX, IDLE_REQUEUE, parse_ts, ts
@@ -137,12 +138,12 @@ def test_happy_path_trace() -> None:
     t = sim.tick(30)  # t=61: second analysis, step over -> promote: write the target, wait for it
     assert t.request is not None and t.request.look == 2
     assert sim.history_ids == [2, 1]
-    assert world_actions(t.actions) == [SetTargetCheckpoint("v2")]
+    assert world_actions(t.actions) == [EnsureCanary("v2", 1), SetTargetCheckpoint("v2")]  # canary serves on
     assert t.status.phase == "Progressing" and t.status.current_step == 2
     assert cond(t.status, "Progressing").reason == "Promoting"
 
     t = sim.tick(1)  # t=62: target Available on v2 -> promoted, canary removed
-    assert world_actions(t.actions) == [SetTargetCheckpoint("v2"), DeleteCanary()]
+    assert world_actions(t.actions) == [DeleteCanary()]
     assert events(t.actions) == ["Promoted"]
     assert notifications(t.actions) == ["promoted"]
     s = t.status
@@ -248,6 +249,7 @@ def test_set_weight_waits_for_the_right_checkpoint_and_count() -> None:
     status = ModelRolloutStatus(
         phase="Progressing",
         stable_checkpoint="v1",
+        last_good_checkpoints=["v1"],
         canary_checkpoint="v2",
         current_step=0,
         canary_weight=50,
@@ -259,7 +261,7 @@ def test_set_weight_waits_for_the_right_checkpoint_and_count() -> None:
     assert d.status.current_step == 0  # ready pods, but of another checkpoint
     world = World(target=TargetState("v1", 4, 4, True), canary=CanaryState("v2", 6, 6))
     d = reconcile(spec, status, generation=1, world=world, now=at(1))
-    assert d.status.current_step == 0 and EnsureCanary("v2", 4) in d.actions  # still scaling down to 4
+    assert d.status.current_step == 0 and plan(spec, d.status, world) == [EnsureCanary("v2", 4)]  # scaling to 4
     world = World(target=TargetState("v1", 4, 4, True), canary=CanaryState("v2", 4, 3))
     d = reconcile(spec, status, generation=1, world=world, now=at(1))
     assert d.status.current_step == 0  # one pod not ready yet
@@ -274,10 +276,10 @@ def test_set_weight_zero_keeps_an_empty_canary() -> None:
     assert world_actions(t.actions) == [EnsureCanary("v2", 0)]
     t = sim.tick(1)
     assert t.status.current_step == 1 and t.status.phase == "Paused"
-    # A weight of 0 does not keep asking for a canary in later steps.
+    # Level-based: the empty canary is kept (not deleted) in later steps, and not scaled up.
     assert world_actions(t.actions) == [EnsureCanary("v2", 0)]
     t = sim.tick(1)
-    assert world_actions(t.actions) == []
+    assert world_actions(t.actions) == [EnsureCanary("v2", 0)] and sim.canary == ("v2", 0)
 
 
 def test_instant_steps_run_in_one_reconcile() -> None:
@@ -441,7 +443,7 @@ def test_promotion_waits_for_the_target_to_be_available() -> None:
     for _ in range(3):
         t = sim.tick(1)
         assert t.status.phase == "Progressing"
-        assert world_actions(t.actions) == [SetTargetCheckpoint("v2")]  # idempotent, repeated until done
+        assert world_actions(t.actions) == [EnsureCanary("v2", 1)]  # the target says v2 already: not rewritten
         assert t.status.message == "promoting v2: waiting for the target to become Available"
         assert sim.canary == ("v2", 1)  # the canary keeps serving meanwhile
     t = sim.tick(1)
@@ -480,13 +482,14 @@ def test_target_drift_is_put_back_to_stable() -> None:
 
 
 def test_a_stale_canary_of_the_same_checkpoint_is_not_mistaken_for_the_new_one() -> None:
-    # Status says idle, yet a ready canary of the desired checkpoint is still around: it is deleted first, so
-    # the new rollout waits for the canary it asks for instead of advancing on the one being deleted.
+    # Status says idle, yet a ready canary of the desired checkpoint is still around: what was seen before the
+    # rollout began is not the canary it asks for, so it waits for one observed after acting on its status.
     status = ModelRolloutStatus(phase="Idle", stable_checkpoint="v1", last_good_checkpoints=["v1"])
     world = World(target=TargetState("v1", 4, 4, True), canary=CanaryState("v2", 1, 1))
     d = reconcile(make_spec(), status, generation=1, world=world, now=T0)
     assert d.status.current_step == 0
-    assert world_actions(d.actions) == [DeleteCanary(), EnsureCanary("v2", 1)]
+    assert d.actions and world_actions(d.actions) == []  # the decision itself changes nothing
+    assert plan(make_spec(), d.status, world) == [EnsureCanary("v2", 1)]
 
 
 def test_canary_lost_during_analysis_is_recreated() -> None:
@@ -523,7 +526,8 @@ def test_new_checkpoint_mid_rollout_supersedes_the_canary() -> None:
     sim = _analyzing()
     sim.set_spec(checkpoint="v3")
     t = sim.tick(10)
-    assert world_actions(t.actions) == [DeleteCanary(), EnsureCanary("v3", 1)]
+    assert world_actions(t.actions) == [EnsureCanary("v3", 1)]  # the canary is re-applied with v3 in place
+    assert sim.canary == ("v3", 1)
     assert events(t.actions) == ["RolloutSuperseded", "RolloutStarted"]
     s = t.status
     assert s.phase == "Progressing" and s.canary_checkpoint == "v3" and s.current_step == 0
@@ -587,7 +591,7 @@ def test_supersede_while_promoting_puts_the_stable_checkpoint_back() -> None:
     assert sim.target_checkpoint == "v2" and sim.phase == "Progressing"
     sim.set_spec(checkpoint="v3")
     t = sim.tick(1)
-    assert world_actions(t.actions) == [DeleteCanary(), SetTargetCheckpoint("v1"), EnsureCanary("v3", 1)]
+    assert world_actions(t.actions) == [EnsureCanary("v3", 1), SetTargetCheckpoint("v1")]
     assert "CheckpointRestored" in events(t.actions)
     assert t.status.canary_checkpoint == "v3" and t.status.stable_checkpoint == "v1"
 
@@ -865,27 +869,68 @@ def test_a_tick_replayed_after_a_crash_does_not_duplicate_history() -> None:
     assert analysis_due(sim.spec, sim.current_status(), sim.now) is None
 
 
-def test_promotion_replayed_after_a_crash_completes_once() -> None:
+def test_a_promotion_whose_status_write_is_lost_changes_nothing() -> None:
+    sim = Sim(make_spec([{"setWeight": 20}]))
+    sim.tick()
+    t = sim.tick(1, write=False)  # the decision to promote is not stored (a 409, a crash): nothing is acted on
+    assert t.status.current_step == 1 and t.planned == []
+    assert sim.target_checkpoint == "v1" and sim.phase == "Progressing" and sim.status is not None
+    assert sim.status.current_step == 0
+    t = sim.tick(1)  # decided again, stored, then acted on
+    assert world_actions(t.actions) == [EnsureCanary("v2", 1), SetTargetCheckpoint("v2")]
+    sim.tick(1)
+    assert sim.phase == "Promoted" and sim.target_checkpoint == "v2" and sim.canary is None
+
+
+def test_a_crash_between_record_and_act_is_healed_by_the_next_look() -> None:
+    sim = _analyzing()
+    sim.script = [report("failed")]
+    t = sim.tick(30, apply=False)  # rollback stored, the operator died before deleting the canary
+    assert t.status.phase == "RolledBack" and sim.canary == ("v2", 1)
+    t = sim.tick(1)  # the stored status says no canary: it goes, and nothing is judged or recorded twice
+    assert world_actions(t.actions) == [DeleteCanary()] and sim.canary is None
+    assert t.status.phase == "RolledBack" and sim.history_ids == [2, 1]
+    assert t.status.rejected_checkpoints == ["v2"] and events(t.actions) == []
+
+
+def test_a_lost_revert_never_puts_the_regressed_checkpoint_back_as_stable() -> None:
+    # A revert decided after promotion whose status write was lost, then data goes missing: the old order (act,
+    # then record) had already written v1 into the target, and the watch's end wrote the regressed v2 back as
+    # stable. Recorded first, the world follows the status: v2 stays until a stored revert moves it.
+    sim = Sim(make_spec([{"setWeight": 20}], postPromotion={"watch": "5m"}, analysis={"interval": "30s"}))
+    sim.start()
+    sim.tick(1)
+    assert sim.phase == "Promoted" and sim.target_checkpoint == "v2"
+    sim.script = [report("failed")]
+    sim.tick(30, write=False)
+    assert sim.target_checkpoint == "v2" and sim.status is not None and sim.status.stable_checkpoint == "v2"
+    sim.script = [report("inconclusive")] * 20
+    for _ in range(12):
+        t = sim.tick(30)
+        assert sim.target_checkpoint == t.status.stable_checkpoint  # the world is what the status says
+    sim.script = [report("failed")]
+    t = sim.tick(30)
+    assert t.status.phase == "RolledBack" and t.status.stable_checkpoint == "v1" and sim.target_checkpoint == "v1"
+    assert t.status.rejected_checkpoints == ["v2"] and "v2" not in (t.status.last_good_checkpoints or [])
+
+
+def test_a_forged_stable_checkpoint_is_never_written_into_the_target() -> None:
+    # Only the operator may write status (admission policy); should a status say otherwise anyway, the target
+    # receives only a checkpoint the rollout recorded as good.
     sim = Sim(make_spec([{"setWeight": 20}]))
     sim.start()
     sim.tick(1)
-    assert sim.phase == "Promoted"
-    # Replay the promotion tick from the status before it was written.
-    before = sim.ticks[-2].status  # the status stored before the promotion tick
-    d = reconcile(sim.spec, before, generation=1, world=sim.observe(), now=sim.now)
-    assert d.status.phase == "Promoted" and d.status.last_good_checkpoints == ["v2", "v1"]
-    assert world_actions(d.actions) == [SetTargetCheckpoint("v2"), DeleteCanary()]  # both idempotent
-
-
-def test_rollback_replayed_after_a_crash_still_rolls_back() -> None:
-    sim = _analyzing()
-    sim.script = [report("failed")]
-    t = sim.tick(30, write=False)  # the rollback's actions applied (canary deleted), status lost
-    assert t.status.phase == "RolledBack" and sim.canary is None
-    sim.script = [report("failed")]
-    t = sim.tick(0)
-    assert t.status.phase == "RolledBack" and sim.history_ids == [2, 1]
-    assert t.status.rejected_checkpoints == ["v2"]
+    assert sim.phase == "Promoted" and sim.status is not None
+    sim.status = sim.status.model_copy(update={"stable_checkpoint": "evil:1"})
+    t = sim.tick(1)
+    assert sim.target_checkpoint == "v2"
+    assert not [a for a in world_actions(t.actions) if isinstance(a, SetTargetCheckpoint)]
+    degraded = cond(t.status, "Degraded")
+    assert (degraded.status, degraded.reason) == ("True", "UnvalidatedCheckpoint") and "evil:1" in degraded.message
+    assert "UnvalidatedCheckpoint" in events(t.actions)
+    t = sim.tick(1)
+    assert "UnvalidatedCheckpoint" not in events(t.actions)  # announced once
+    assert sim.target_checkpoint == "v2"
 
 
 # ---------------------------------------------------------------------------------------------- conditions

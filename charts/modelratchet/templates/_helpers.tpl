@@ -57,14 +57,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-Namespaces the operator watches; fails early on a namespace-scoped install without any, since the
-operator would then have no permissions anywhere.
+Namespaces the operator watches, comma-separated. A namespace-scoped install (the default) without a list
+watches the release namespace only; a cluster-scoped one without a list watches every namespace.
 */}}
 {{- define "modelratchet.watchNamespaces" -}}
-{{- if and (eq .Values.rbac.scope "namespace") (not .Values.watchNamespaces) }}
-{{- fail "rbac.scope=namespace needs watchNamespaces: the namespaces the operator may act in" }}
-{{- end }}
+{{- if .Values.watchNamespaces }}
 {{- join "," .Values.watchNamespaces }}
+{{- else if eq .Values.rbac.scope "namespace" }}
+{{- .Release.Namespace }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -75,12 +76,14 @@ Roles (scope=namespace). docs/install.md explains each rule.
 - apiGroups: ["modelratchet.io"]
   resources: ["modelrollouts", "modelbaselines"]
   verbs: ["get", "list", "watch"]
+# `record` is not a verb the API server serves: the status admission policy (crds/status-policy.yaml) lets
+# only holders of it change status beyond a gate request, which marks this ServiceAccount as the operator.
 - apiGroups: ["modelratchet.io"]
   resources: ["modelrollouts/status"]
-  verbs: ["update", "patch"]
+  verbs: ["update", "patch", "record"]
 - apiGroups: ["modelratchet.io"]
   resources: ["modelbaselines/status"]
-  verbs: ["patch"]
+  verbs: ["patch", "record"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
@@ -99,7 +102,7 @@ Roles (scope=namespace). docs/install.md explains each rule.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
-{{- if .Values.watchNamespaces }}
+{{- if include "modelratchet.watchNamespaces" . }}
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]

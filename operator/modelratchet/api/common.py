@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "modelratchet.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-# Go-style durations as Kubernetes users write them: 30s, 5m, 1h30m, 250ms.
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+# Go-style durations as Kubernetes users write them: 30s, 5m, 1h30m, 250ms. Digits and length are bounded so
+# that no duration a user can write overflows a Go time.Duration (CEL) or a Python timedelta.
+DURATION_PATTERN = r"^([0-9]{1,6}(\.[0-9]{1,6})?(ms|s|m|h))+$"
+DURATION_MAX_LENGTH = 16
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -28,6 +30,27 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
 
 
+def _duration_range(minimum: str, maximum: str) -> AfterValidator:
+    lo, hi = parse_duration(minimum), parse_duration(maximum)
+
+    def check(text: str) -> str:
+        if not lo <= parse_duration(text) <= hi:
+            raise ValueError(f"duration {text!r} is out of range: allowed {minimum} to {maximum}")
+        return text
+
+    return AfterValidator(check)
+
+
+def _duration_schema(minimum: str, maximum: str, description: str) -> Any:
+    rule = f"duration(self) >= duration('{minimum}') && duration(self) <= duration('{maximum}')"
+    return Field(
+        pattern=DURATION_PATTERN,
+        max_length=DURATION_MAX_LENGTH,
+        description=description,
+        json_schema_extra={"x-kubernetes-validations": [cel(rule, f"must be between {minimum} and {maximum}")]},
+    )
+
+
 def cel(rule: str, message: str, *, reason: str | None = None, field_path: str | None = None) -> dict[str, Any]:
     """One ``x-kubernetes-validations`` entry."""
     entry: dict[str, Any] = {"rule": rule, "message": message}
@@ -37,6 +60,19 @@ def cel(rule: str, message: str, *, reason: str | None = None, field_path: str |
         entry["fieldPath"] = field_path
     return entry
 
+
+# Bounded durations, enforced by the API server (CEL) and by the models alike. Upper bounds keep every timer
+# finite; the lower bound on an analysis interval keeps a rollout from hammering Prometheus.
+AnalysisInterval = Annotated[
+    str, _duration_schema("1s", "1h", "Time between analyses (1s to 1h)."), _duration_range("1s", "1h")
+]
+AnalysisDuration = Annotated[
+    str, _duration_schema("1s", "168h", "How long to analyze (1s to 168h)."), _duration_range("1s", "168h")
+]
+LongDuration = Annotated[str, _duration_schema("0s", "720h", "Up to 720h (30 days)."), _duration_range("0s", "720h")]
+QueryTimeout = Annotated[
+    str, _duration_schema("100ms", "5m", "Per-query timeout, 100ms to 5m."), _duration_range("100ms", "5m")
+]
 
 class ApiModel(BaseModel):
     """Base of every spec model: camelCase on the wire, unknown fields are errors."""
@@ -100,4 +136,4 @@ class PrometheusConnection(ApiModel):
         default=None, description="Secret key holding a PEM CA bundle to verify the server."
     )
     insecure_skip_verify: bool | None = Field(default=None, description="Skip TLS verification (testing only).")
-    timeout: str | None = Field(default=None, pattern=DURATION_PATTERN, description="Per-query timeout, e.g. 10s.")
+    timeout: QueryTimeout | None = Field(default=None, description="Per-query timeout, e.g. 10s (100ms to 5m).")

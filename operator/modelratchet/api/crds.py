@@ -226,37 +226,165 @@ BASELINE_POLICY_RULES = [
 ]
 
 
-def baseline_policy() -> list[dict[str, Any]]:
-    name = f"modelbaselines.{GROUP}"
+def _secret_readable(ref: str) -> str:
+    """CEL: the requesting user may read the Secret named by ``ref`` (an expression of a secretRef)."""
+    return (
+        "authorizer.group('').resource('secrets').namespace(object.metadata.namespace)"
+        f".name({ref}.name).check('get').allowed()"
+    )
+
+
+def _spec_unchanged() -> str:
+    return "(request.operation == 'UPDATE' && oldObject.spec == object.spec)"
+
+
+# What a ModelBaseline may name is what its author may read: the operator reads referenced Secrets with its own
+# rights, so without this a user who may create baselines could have it send any Secret to any address.
+BASELINE_ACCESS_RULES = [
+    (
+        f"{_spec_unchanged()} || !has(object.spec.prometheus) || !has(object.spec.prometheus.bearerTokenSecretRef) "
+        f"|| {_secret_readable('object.spec.prometheus.bearerTokenSecretRef')}",
+        "'spec.prometheus.bearerTokenSecretRef: ' + request.userInfo.username + ' may not get Secret \"' "
+        "+ object.spec.prometheus.bearerTokenSecretRef.name + '\" in namespace ' + object.metadata.namespace",
+    ),
+    (
+        f"{_spec_unchanged()} || !has(object.spec.prometheus) || !has(object.spec.prometheus.caSecretRef) "
+        f"|| {_secret_readable('object.spec.prometheus.caSecretRef')}",
+        "'spec.prometheus.caSecretRef: ' + request.userInfo.username + ' may not get Secret \"' "
+        "+ object.spec.prometheus.caSecretRef.name + '\" in namespace ' + object.metadata.namespace",
+    ),
+]
+
+# Creating or editing a ModelRollout makes the operator write into the target Deployment and create a canary from
+# its pod template (its ServiceAccount, volumes, image): only someone who could do that themselves may ask for it.
+ROLLOUT_ACCESS_RULES = [
+    (
+        "authorizer.group('apps').resource('deployments').namespace(object.metadata.namespace)"
+        ".name(object.spec.targetRef.name).check('patch').allowed()",
+        "'spec.targetRef: ' + request.userInfo.username + ' may not patch Deployment \"' "
+        "+ object.spec.targetRef.name + '\" in namespace ' + object.metadata.namespace",
+    ),
+    (
+        "authorizer.group('apps').resource('deployments').namespace(object.metadata.namespace)"
+        ".check('create').allowed()",
+        "'spec.targetRef: ' + request.userInfo.username + ' may not create Deployments in namespace ' "
+        "+ object.metadata.namespace + ', which a canary is'",
+    ),
+    (
+        "!has(object.spec.notifications) || object.spec.notifications.all(n, "
+        f"(!has(n.webhook) || {_secret_readable('n.webhook.secretRef')}) "
+        f"&& (!has(n.slack) || {_secret_readable('n.slack.secretRef')}))",
+        "'spec.notifications: ' + request.userInfo.username + ' may not get every Secret named there, in namespace ' "
+        "+ object.metadata.namespace",
+    ),
+]
+
+# The custom verb that marks the operator: RBAC grants `record` on <kind>/status to its ServiceAccount only.
+RECORD_VERB = "record"
+
+
+def _status_unchanged_but_gate() -> str:
+    """CEL: every status field except the gate request is as it was."""
+    fields = [f.alias or f_name for f_name, f in ModelRolloutStatus.model_fields.items() if f_name != "gate"]
+    return " && ".join(f"object.?status.?{name} == oldObject.?status.?{name}" for name in fields)
+
+
+def status_guard_policy() -> list[dict[str, Any]]:
+    """Status is the operator's memory: others may only place (their own) gate request in it."""
+    name = f"status.{GROUP}"
+    is_rollout = "request.resource.resource == 'modelrollouts'"
+    return _policy(
+        name,
+        resources=["modelrollouts/status", "modelbaselines/status"],
+        operations=["UPDATE"],
+        variables=[
+            {
+                "name": "operator",
+                "expression": f"authorizer.group('{GROUP}').resource(request.resource.resource).subresource('status')"
+                f".namespace(object.metadata.namespace).name(object.metadata.name).check('{RECORD_VERB}').allowed()",
+            }
+        ],
+        validations=[
+            (
+                f"variables.operator || ({is_rollout} ? ({_status_unchanged_but_gate()}) "
+                ": object.?status == oldObject.?status)",
+                "'only the operator may change status fields other than status.gate; '"
+                " + request.userInfo.username + ' may request promote, abort or retry there'",
+                "Forbidden",
+            ),
+            (
+                f"variables.operator || !({is_rollout}) || !has(object.status) || !has(object.status.gate) "
+                "|| oldObject.?status.?gate == object.?status.?gate "
+                "|| object.status.gate.?requestedBy == optional.of(request.userInfo.username)",
+                "'status.gate.requestedBy must be the requesting user, ' + request.userInfo.username",
+                "Forbidden",
+            ),
+        ],
+    )
+
+
+def _policy(
+    name: str,
+    *,
+    resources: list[str],
+    operations: list[str],
+    validations: list[tuple[str, str, str]],
+    variables: list[dict[str, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy and the binding that makes it deny."""
+    labels = {"app.kubernetes.io/part-of": "modelratchet"}
+    spec: dict[str, Any] = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [
+                {"apiGroups": [GROUP], "apiVersions": [VERSION], "operations": operations, "resources": resources}
+            ]
+        },
+    }
+    if variables:
+        spec["variables"] = variables
+    spec["validations"] = [
+        {"expression": expr, "messageExpression" if msg.startswith("'") else "message": msg, "reason": reason}
+        for expr, msg, reason in validations
+    ]
     return [
         {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "modelratchet"}},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [
-                        {
-                            "apiGroups": [GROUP],
-                            "apiVersions": [VERSION],
-                            "operations": ["CREATE", "UPDATE"],
-                            "resources": ["modelbaselines"],
-                        }
-                    ]
-                },
-                "validations": [
-                    {"expression": expr, "message": msg, "reason": "Invalid"} for expr, msg in BASELINE_POLICY_RULES
-                ],
-            },
+            "metadata": {"name": name, "labels": labels},
+            "spec": spec,
         },
         {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "modelratchet"}},
+            "metadata": {"name": name, "labels": labels},
             "spec": {"policyName": name, "validationActions": ["Deny"]},
         },
     ]
+
+
+def baseline_policy() -> list[dict[str, Any]]:
+    return _policy(
+        f"modelbaselines.{GROUP}",
+        resources=["modelbaselines"],
+        operations=["CREATE", "UPDATE"],
+        validations=[(e, m, "Invalid") for e, m in BASELINE_POLICY_RULES]
+        + [(e, m, "Forbidden") for e, m in BASELINE_ACCESS_RULES],
+    )
+
+
+def rollout_policy() -> list[dict[str, Any]]:
+    docs = _policy(
+        f"modelrollouts.{GROUP}",
+        resources=["modelrollouts"],
+        operations=["CREATE", "UPDATE"],
+        validations=[(e, m, "Forbidden") for e, m in ROLLOUT_ACCESS_RULES],
+    )
+    # Only a new or changed spec asks for anything: metadata writes (finalizers, labels) are not re-judged.
+    docs[0]["spec"]["matchConditions"] = [
+        {"name": "spec-changed", "expression": "request.operation == 'CREATE' || oldObject.spec != object.spec"}
+    ]
+    return docs
 
 
 def all_crds() -> dict[str, dict[str, Any]]:
@@ -269,6 +397,8 @@ def all_manifests() -> dict[str, str]:
     out = {name: render(crd) for name, crd in all_crds().items()}
     header = "# Generated by `python -m modelratchet.api.crds` from the pydantic models. Do not edit.\n"
     out["modelbaselines-policy.yaml"] = header + yaml.safe_dump_all(baseline_policy(), sort_keys=False, width=120)
+    out["modelrollouts-policy.yaml"] = header + yaml.safe_dump_all(rollout_policy(), sort_keys=False, width=120)
+    out["status-policy.yaml"] = header + yaml.safe_dump_all(status_guard_policy(), sort_keys=False, width=120)
     return out
 
 

@@ -8,10 +8,12 @@ from pydantic import Field, model_validator
 
 from .baseline import Verdict
 from .common import (
-    DURATION_PATTERN,
+    AnalysisDuration,
+    AnalysisInterval,
     ApiModel,
     Condition,
     LocalObjectReference,
+    LongDuration,
     SecretKeySelector,
     Severity,
     StatusModel,
@@ -52,14 +54,14 @@ class CheckpointFrom(ApiModel):
 class AnalyzeStep(ApiModel):
     """Judge the candidate against the baseline for a while."""
 
-    duration: str = Field(pattern=DURATION_PATTERN, description="How long to analyze, e.g. 5m.")
+    duration: AnalysisDuration = Field(description="How long to analyze, e.g. 5m (1s to 168h).")
 
 
 class PauseStep(ApiModel):
     """Hold the rollout: for a duration, or until promoted by hand when no duration is set."""
 
-    duration: str | None = Field(
-        default=None, pattern=DURATION_PATTERN, description="Omit for a manual gate (promote / abort)."
+    duration: LongDuration | None = Field(
+        default=None, description="Omit for a manual gate (promote / abort); at most 720h."
     )
 
 
@@ -103,7 +105,7 @@ class Step(ApiModel):
 class Analysis(ApiModel):
     """How often to judge and what to tolerate."""
 
-    interval: str = Field(default="30s", pattern=DURATION_PATTERN, description="Time between analyses.")
+    interval: AnalysisInterval = Field(default="30s", description="Time between analyses (1s to 1h).")
     failure_limit: int = Field(default=0, ge=0, le=100, description="Failed analyses tolerated before rolling back.")
     inconclusive_limit: int = Field(
         default=3,
@@ -127,11 +129,10 @@ class Analysis(ApiModel):
 class PostPromotion(ApiModel):
     """Keep judging after promotion."""
 
-    watch: str | None = Field(
+    watch: LongDuration | None = Field(
         default=None,
-        pattern=DURATION_PATTERN,
-        description="Judge the promoted checkpoint for this long; a failed analysis reverts the target "
-        "to the previous good checkpoint.",
+        description="Judge the promoted checkpoint for this long (at most 720h); a failed analysis reverts the "
+        "target to the previous good checkpoint.",
     )
 
 
@@ -171,10 +172,9 @@ class ModelRolloutSpec(ApiModel):
     steps: list[Step] = Field(min_length=1, max_length=50, description="Canary steps, in order.")
     analysis: Analysis = Field(default_factory=Analysis, description="Analysis cadence and tolerances.")
     post_promotion: PostPromotion | None = Field(default=None, description="Judging after promotion.")
-    cooldown: str | None = Field(
+    cooldown: LongDuration | None = Field(
         default=None,
-        pattern=DURATION_PATTERN,
-        description="After a rollback, wait this long before starting another rollout.",
+        description="After a rollback, wait this long before starting another rollout (at most 720h).",
     )
     history_limit: int = Field(default=50, ge=1, le=500, description="Entries kept in status.history.")
     notifications: list[Notification] | None = Field(

@@ -154,14 +154,15 @@ def _describe(gate: GateRequest, name: str, namespace: str) -> str:
 
 
 def _write(cluster: Cluster, args: argparse.Namespace, namespace: str) -> GateRequest:
-    from .kubeapi import EXIT_NO, CliError, Conflict, get_rollout, parse_rollout, patch_rollout_status
+    from .kubeapi import EXIT_NO, CliError, Conflict, get_rollout, parse_rollout, patch_rollout_status, whoami
 
+    user = whoami(cluster)
     for _ in range(CONFLICT_RETRIES):
         obj = get_rollout(cluster, namespace, args.name)
         gate = plan(
             parse_rollout(obj),
             args.gate_action,
-            user=cluster.user,
+            user=user,
             now=datetime.now(UTC),
             checkpoint=getattr(args, "checkpoint", None),
             reason=args.reason,

@@ -231,6 +231,22 @@ def list_rollouts(cluster: Cluster, namespace: str | None) -> list[dict[str, Any
     return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
 
 
+def whoami(cluster: Cluster) -> str:
+    """The user name the API server knows this client as (a SelfSubjectReview): gate requests are recorded under
+    it, and admission refuses any other. Falls back to the kubeconfig's user name where the API is not served."""
+    from kubernetes import client
+
+    try:
+        with calls(cluster):
+            review: Any = client.AuthenticationV1Api(cluster.api).create_self_subject_review(
+                client.V1SelfSubjectReview(), _request_timeout=REQUEST_TIMEOUT
+            )
+    except CliError:
+        return cluster.user
+    name = review.status.user_info.username if review.status and review.status.user_info else None
+    return str(name or cluster.user)
+
+
 def patch_rollout_status(cluster: Cluster, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """A JSON merge patch on the status subresource (the spec stays as git has it)."""
     with calls(cluster, name=name, namespace=namespace):

@@ -1,11 +1,13 @@
 """The pure rollout state machine: (spec, status, observations, now) -> (new status, actions)."""
 
 from .machine import Decision, analysis_due, reconcile
+from .plan import intended_target, plan, unvalidated_target
 from .replicas import canary_replicas, effective_weight
 from .types import (
     Action,
     AnalysisReport,
     AnalysisRequest,
+    Announcement,
     CanaryState,
     DeleteCanary,
     EmitEvent,
@@ -20,6 +22,7 @@ __all__ = [
     "Action",
     "AnalysisReport",
     "AnalysisRequest",
+    "Announcement",
     "CanaryState",
     "Decision",
     "DeleteCanary",
@@ -32,5 +35,8 @@ __all__ = [
     "analysis_due",
     "canary_replicas",
     "effective_weight",
+    "intended_target",
+    "plan",
     "reconcile",
+    "unvalidated_target",
 ]

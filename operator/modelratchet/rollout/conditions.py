@@ -15,6 +15,7 @@ PAUSED = "Paused"  # waiting: manual gate, timed pause, blocked warning, waiting
 ANALYSIS = "AnalysisPassing"  # the latest analysis passed
 PROMOTED = "Promoted"  # the desired checkpoint is serving
 ROLLED_BACK = "RolledBack"  # the latest candidate was rejected
+DEGRADED = "Degraded"  # the operator cannot do its job: a reconcile error, or a checkpoint it refuses to write
 
 
 def set_condition(

@@ -1,8 +1,9 @@
-"""The rollout state machine: (spec, status, observations, now) -> (new status, actions).
+"""The rollout state machine: (spec, status, observations, now) -> (new status, announcements).
 
 Pure: no I/O. Every reconcile is level-based — it compares what was observed with what the status says and
-returns the next status and the actions that move the world toward it. All actions are idempotent, so a
-reconcile repeated after a crash (before its status was written) repeats them harmlessly.
+returns the next status. It never changes the world itself: the shell records the new status first, then drives
+the Deployments toward what the stored status says (``plan.plan``), so a decision that was not stored is never
+acted on, and every action can be repeated after a crash.
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ from modelratchet.api.common import parse_duration
 from modelratchet.api.rollout import HistoryEntry, ModelRolloutSpec, ModelRolloutStatus, Step
 
 from . import conditions as cond
+from .plan import unvalidated_target
 from .replicas import canary_replicas
 from .types import (
-    Action,
     AnalysisReport,
     AnalysisRequest,
-    DeleteCanary,
+    Announcement,
     EmitEvent,
-    EnsureCanary,
     Notify,
-    SetTargetCheckpoint,
     World,
 )
 
@@ -39,7 +38,9 @@ ERROR_REQUEUE_MAX = 60.0
 @dataclass
 class Decision:
     status: ModelRolloutStatus
-    actions: list[Action] = field(default_factory=list)
+    # Events and notifications, sent once the status is stored. Changes to the world are not decided here:
+    # they follow from the stored status (plan.plan).
+    actions: list[Announcement] = field(default_factory=list)
     requeue_after: float = IDLE_REQUEUE
 
 
@@ -68,10 +69,11 @@ class _Ctx:
         self.spec = spec
         self.s = status.model_copy(deep=True)
         self.stored = list(status.conditions or [])  # as last written: transitions are measured against these
+        self.stored_stable = status.stable_checkpoint
         self.generation = generation
         self.now = _utc(now)
         self.now_s = ts(self.now)
-        self.actions: list[Action] = []
+        self.actions: list[Announcement] = []
         self.requeue = IDLE_REQUEUE
 
     def condition(self, type_: str, status: cond.ConditionStatus, reason: str, message: str) -> None:
@@ -92,14 +94,6 @@ class _Ctx:
 
     def soon(self, seconds: float = BUSY_REQUEUE) -> None:
         self.requeue = min(self.requeue, max(seconds, 0.2))
-
-    def act(self, action: Action) -> None:
-        """Queue a world-changing action once per reconcile (several paths may ask for the same one)."""
-        if action not in self.actions:
-            self.actions.append(action)
-
-    def canary_deleted(self) -> bool:
-        return DeleteCanary() in self.actions
 
 
 def _reset_rollout_counters(s: ModelRolloutStatus) -> None:
@@ -258,7 +252,22 @@ def reconcile(
             _maybe_start(ctx, world)
     else:
         _maybe_start(ctx, world)
+    _guard_target(ctx)
     return Decision(ctx.s, ctx.actions, ctx.requeue)
+
+
+def _guard_target(ctx: _Ctx) -> None:
+    """The target only ever receives a checkpoint this rollout validated (or served when it began); a status
+    that says otherwise is reported, and plan.plan refuses to write it."""
+    refusal = unvalidated_target(ctx.spec, ctx.s)
+    degraded = cond.get_condition(ctx.s.conditions, cond.DEGRADED)
+    if refusal is not None:
+        if degraded is None or degraded.status != "True" or degraded.reason != "UnvalidatedCheckpoint":
+            ctx.event("UnvalidatedCheckpoint", refusal, warning=True)
+        ctx.condition(cond.DEGRADED, "True", "UnvalidatedCheckpoint", refusal)
+    elif degraded is not None and degraded.status == "True":
+        # A reconcile that completes cleanly ends an earlier degradation (a refusal or a reconcile error).
+        ctx.condition(cond.DEGRADED, "False", "Healthy", "")
 
 
 def _references_broken(ctx: _Ctx, world: World) -> bool:
@@ -266,7 +275,7 @@ def _references_broken(ctx: _Ctx, world: World) -> bool:
     if world.target is None:
         problem, reason = f"Deployment {ctx.spec.target_ref.name!r} not found", "TargetNotFound"
     elif world.target.error:
-        problem, reason = world.target.error, "CheckpointFieldNotFound"
+        problem, reason = world.target.error, world.target.error_reason
     elif world.baseline_error:
         problem, reason = world.baseline_error, world.baseline_reason or "BaselineNotFound"  # never an empty reason
     previous = cond.get_condition(ctx.s.conditions, cond.READY)
@@ -348,13 +357,10 @@ def _apply_gate(ctx: _Ctx, world: World) -> None:
 def _maybe_start(ctx: _Ctx, world: World) -> None:
     s, spec = ctx.s, ctx.spec
     assert world.target is not None
-    if world.canary is not None:
-        # A canary left over (e.g. the operator died mid-rollback): traffic belongs to stable.
-        ctx.act(DeleteCanary())
-    restore = SetTargetCheckpoint(s.stable_checkpoint) if s.stable_checkpoint else None
-    if restore is not None and world.target.checkpoint != s.stable_checkpoint and restore not in ctx.actions:
-        # The operator owns the checkpoint field; put back the stable one (drift or an unfinished revert).
-        ctx.act(restore)
+    # A canary left over (the operator died mid-rollback) goes, and the stable checkpoint is put back into the
+    # target (drift, or an unfinished revert): both follow from the stored status (plan.plan).
+    if s.stable_checkpoint and world.target.checkpoint != s.stable_checkpoint == ctx.stored_stable:
+        # (A stable checkpoint chosen by this very look, a revert, announces itself.)
         ctx.event("CheckpointRestored", f"target set back to stable checkpoint {s.stable_checkpoint}")
         ctx.soon(2.0)
     desired = spec.checkpoint
@@ -411,7 +417,6 @@ def _progress(ctx: _Ctx, world: World) -> None:
     if spec.checkpoint != s.canary_checkpoint:
         # The desired checkpoint moved on mid-rollout: drop this canary (not rejected) and start over.
         old = s.canary_checkpoint
-        ctx.act(DeleteCanary())
         ctx.event("RolloutSuperseded", f"{old} superseded by {spec.checkpoint}")
         s.canary_checkpoint = None
         s.canary_weight = 0
@@ -445,19 +450,7 @@ def _run_step(ctx: _Ctx, world: World) -> None:
         elif step.analyze is not None:
             _analyze(ctx, world, step)
         if ctx.s.current_step == before:
-            if step.set_weight is None:
-                _keep_canary(ctx, world)
             return
-
-
-def _keep_canary(ctx: _Ctx, world: World) -> None:
-    """Level-based: while a step holds, keep the canary at its weight (recreated if lost, resized if the target
-    scaled), so an analysis never judges a canary that silently went away."""
-    s = ctx.s
-    if s.phase not in ("Progressing", "Paused") or not s.canary_checkpoint or not s.canary_weight:
-        return
-    assert world.target is not None
-    ctx.act(EnsureCanary(s.canary_checkpoint, canary_replicas(s.canary_weight, world.target.replicas)))
 
 
 def _advance(ctx: _Ctx, world: World) -> None:
@@ -486,9 +479,9 @@ def _set_weight(ctx: _Ctx, world: World, weight: int) -> None:
     assert world.target is not None and s.canary_checkpoint is not None
     replicas = canary_replicas(weight, world.target.replicas)
     s.canary_weight = weight
-    ctx.act(EnsureCanary(s.canary_checkpoint, replicas))
-    # A canary deleted earlier in this reconcile (a leftover, a superseded one) is not the one we are waiting for.
-    canary = None if ctx.canary_deleted() else world.canary
+    # What was observed before this rollout began (a leftover canary, even of the same checkpoint) is not the
+    # canary it asks for: that one exists only once the stored status has been acted on.
+    canary = None if s.rollout_started_at == ctx.now_s else world.canary
     ready = canary is not None and canary.checkpoint == s.canary_checkpoint and canary.ready_replicas >= replicas
     if canary is not None and canary.replicas == replicas and ready:
         _advance(ctx, world)
@@ -632,13 +625,12 @@ def _promote(ctx: _Ctx, world: World) -> None:
     s = ctx.s
     assert world.target is not None and s.canary_checkpoint is not None
     candidate = s.canary_checkpoint
-    ctx.act(SetTargetCheckpoint(candidate))
+    # Promoting is stored before the target is written (plan.intended_target is the candidate from here on).
     if not (world.target.checkpoint == candidate and world.target.available):
         s.message = f"promoting {candidate}: waiting for the target to become Available"
         ctx.condition(cond.PROGRESSING, "True", "Promoting", s.message)
         ctx.soon()
         return
-    ctx.act(DeleteCanary())
     previous = s.stable_checkpoint
     s.previous_checkpoint = previous
     s.stable_checkpoint = candidate
@@ -666,7 +658,6 @@ def _promote(ctx: _Ctx, world: World) -> None:
 def _rollback(ctx: _Ctx, reason: str, message: str) -> None:
     s = ctx.s
     candidate = s.canary_checkpoint or ""
-    ctx.act(DeleteCanary())
     s.rejected_checkpoints = _push_front(s.rejected_checkpoints, candidate, REJECTED_LIMIT)
     s.phase = "RolledBack"
     s.rolled_back_at = ctx.now_s
@@ -698,7 +689,6 @@ def _revert(ctx: _Ctx, reason: str, message: str) -> None:
         s.message = f"{text}: {message}"
         ctx.condition(cond.PROMOTED, "False", "RevertImpossible", s.message)
         return
-    ctx.act(SetTargetCheckpoint(previous))
     s.rejected_checkpoints = _push_front(s.rejected_checkpoints, bad, REJECTED_LIMIT)
     s.last_good_checkpoints = [c for c in s.last_good_checkpoints or [] if c != bad] or None
     s.stable_checkpoint = previous

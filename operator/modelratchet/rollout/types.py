@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from modelratchet.api.baseline import Verdict
@@ -20,6 +20,11 @@ class TargetState:
     ready_replicas: int = 0
     available: bool = False  # the rollout of its current template is complete and Available
     error: str | None = None  # e.g. container "server" not found
+    error_reason: str = "CheckpointFieldNotFound"  # CamelCase reason for error
+
+    def broken(self, error: str, reason: str) -> TargetState:
+        """The same observation with a problem that stops the rollout from touching it."""
+        return replace(self, error=error, error_reason=reason)
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,13 @@ class World:
     baseline_reason: str = "BaselineNotFound"  # CamelCase reason for baseline_error
     analysis: AnalysisReport | None = None  # present when the shell ran the requested analysis
 
+    @property
+    def references_ok(self) -> bool:
+        return self.target is not None and not self.target.error and not self.baseline_error
 
-# Actions the shell applies, in order, before it writes the new status.
+
+# Actions that change the world. The shell applies them after the status is stored, derived from that status
+# (plan.plan); each is idempotent, so repeating one after a crash is harmless.
 
 
 @dataclass(frozen=True)
@@ -105,4 +115,6 @@ class Notify:
     checkpoint: str | None = None
 
 
-Action = EnsureCanary | DeleteCanary | SetTargetCheckpoint | EmitEvent | Notify
+Action = EnsureCanary | DeleteCanary | SetTargetCheckpoint
+# What the decision announces once its status is stored: sent once, never repeated.
+Announcement = EmitEvent | Notify

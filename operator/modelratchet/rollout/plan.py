@@ -1,0 +1,72 @@
+"""Act: the changes that take the world to what a stored status says.
+
+Pure. The shell calls ``plan`` only with a status it has stored, so nothing happens in the world that the
+status does not record, and a crash between the two is healed by the next look (every action is idempotent).
+"""
+
+from __future__ import annotations
+
+from modelratchet.api.rollout import ModelRolloutSpec, ModelRolloutStatus
+
+from .replicas import canary_replicas
+from .types import Action, DeleteCanary, EnsureCanary, SetTargetCheckpoint, World
+
+
+def promoting(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> bool:
+    """Every step is done and the candidate is being written into the target."""
+    return (
+        status.phase in ("Progressing", "Paused")
+        and status.canary_checkpoint is not None
+        and status.current_step is not None
+        and status.current_step >= len(spec.steps)
+    )
+
+
+def intended_target(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> str | None:
+    """The checkpoint the target Deployment should serve: the candidate once promoting, else the stable one."""
+    return status.canary_checkpoint if promoting(spec, status) else status.stable_checkpoint
+
+
+def unvalidated_target(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> str | None:
+    """Why the intended target checkpoint must not be written, or None when it may.
+
+    The operator writes into the target only a checkpoint that it recorded as good (the one the target served
+    when it first saw it, or one it promoted) or the candidate whose steps all completed.
+    """
+    checkpoint = intended_target(spec, status)
+    if checkpoint is None or checkpoint in (status.last_good_checkpoints or []) or promoting(spec, status):
+        return None
+    return (
+        f"refusing to write checkpoint {checkpoint!r} into the target: this rollout neither validated it nor saw "
+        "the target serve it"
+    )
+
+
+def canary_wanted(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> bool:
+    """A canary runs from the first setWeight step (even a weight of 0) until the rollout ends."""
+    if status.phase not in ("Progressing", "Paused") or status.canary_checkpoint is None:
+        return False
+    if (status.canary_weight or 0) > 0:
+        return True
+    reached = spec.steps[: (status.current_step or 0) + 1]
+    return any(step.set_weight is not None for step in reached)
+
+
+def plan(spec: ModelRolloutSpec, status: ModelRolloutStatus, world: World) -> list[Action]:
+    """Actions that move the world toward ``status``, which must be the stored one."""
+    target = world.target
+    if target is None or target.error:
+        return []  # references are broken (or the canary's name is taken): touch nothing
+    actions: list[Action] = []
+    if canary_wanted(spec, status):
+        assert status.canary_checkpoint is not None
+        # Level-based: recreated if lost, resized when the target scaled, re-cloned when its template changed.
+        actions.append(
+            EnsureCanary(status.canary_checkpoint, canary_replicas(status.canary_weight or 0, target.replicas))
+        )
+    elif world.canary is not None:
+        actions.append(DeleteCanary())
+    checkpoint = intended_target(spec, status)
+    if checkpoint is not None and target.checkpoint != checkpoint and unvalidated_target(spec, status) is None:
+        actions.append(SetTargetCheckpoint(checkpoint))
+    return actions
