@@ -178,7 +178,7 @@ def test_valid_resources_are_accepted_with_defaults(crds: list[str], kube_api: c
             "ModelRollout",
             lambda s: s["steps"][0].update(pause={}),
             "spec.steps[0]",
-            "each step needs exactly one of setWeight, analyze or pause",
+            "each step needs exactly one of setWeight, analyze, pause, setHeaderRoute, setMirror",
             id="step-setweight-and-pause",
         ),
         pytest.param(

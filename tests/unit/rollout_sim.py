@@ -26,6 +26,9 @@ from modelratchet.rollout import (
     EmitEvent,
     EnsureCanary,
     Notify,
+    RouteObservation,
+    RouteState,
+    SetRoute,
     SetTargetCheckpoint,
     TargetState,
     World,
@@ -101,7 +104,7 @@ def notifications(actions: Iterable[object]) -> list[str]:
 
 def world_actions(actions: Iterable[object]) -> list[Action]:
     """The actions that change Deployments (not events or notifications)."""
-    return [a for a in actions if isinstance(a, EnsureCanary | DeleteCanary | SetTargetCheckpoint)]
+    return [a for a in actions if isinstance(a, EnsureCanary | DeleteCanary | SetTargetCheckpoint | SetRoute)]
 
 
 @dataclass
@@ -152,6 +155,10 @@ class Sim:
     # Delays configured per change.
     canary_delay: int = 0
     target_delay: int = 0
+    # The router (spec.trafficRouting.gatewayAPI): what the route says, and ticks until it is accepted.
+    route: RouteState | None = None
+    route_unaccepted_ticks: int = 0
+    route_delay: int = 0
     ticks: list[Tick] = field(default_factory=list)
     applied: list[Action] = field(default_factory=list)
 
@@ -176,12 +183,17 @@ class Sim:
             if self.canary_ready_override is not None:
                 ready = min(ready, self.canary_ready_override)
             canary = CanaryState(checkpoint=cp, replicas=n, ready_replicas=ready)
+        route = None
+        if self.spec.routed:
+            state = self.route or RouteState(0)
+            route = RouteObservation(state, accepted=self.route_unaccepted_ticks == 0)
         return World(
             target=target,
             canary=canary,
             baseline_error=self.baseline_error,
             baseline_reason=self.baseline_reason,
             analysis=analysis,
+            route=route,
         )
 
     def current_status(self) -> ModelRolloutStatus:
@@ -215,6 +227,7 @@ class Sim:
         # Time passes for pods: one tick of unreadiness is used up by this observation.
         self.target_unready_ticks = max(0, self.target_unready_ticks - 1)
         self.canary_unready_ticks = max(0, self.canary_unready_ticks - 1)
+        self.route_unaccepted_ticks = max(0, self.route_unaccepted_ticks - 1)
         if not write:
             return tick
         self.status = roundtrip(decision.status)
@@ -233,6 +246,10 @@ class Sim:
         elif isinstance(action, DeleteCanary):
             self.canary = None
             self.canary_unready_ticks = 0
+        elif isinstance(action, SetRoute):
+            if self.route != action.state:
+                self.route = action.state
+                self.route_unaccepted_ticks = self.route_delay
         elif (
             isinstance(action, SetTargetCheckpoint)
             and self.target_exists

@@ -431,7 +431,7 @@ def test_invalid_baselines_name_the_field(changes: dict[str, Any], problem: str)
     [
         (
             {"spec__steps__0": {"setWeight": 10, "pause": {}}},
-            "spec.steps[0]: each step needs exactly one of setWeight, analyze or pause",
+            "spec.steps[0]: each step needs exactly one of setWeight, analyze, pause, setHeaderRoute, setMirror",
         ),
         ({"spec__steps__2__setWeight": 150}, "spec.steps[2].setWeight: Input should be less than or equal to 100"),
         (

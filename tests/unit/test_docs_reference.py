@@ -13,6 +13,6 @@ def test_reference_documents_every_field_with_its_rules() -> None:
     text = render()
     assert "`spec.metrics[].threshold.tiers[].severity`" in text
     assert "each: minSamples needs samplesQuery" in text
-    assert "each: each step needs exactly one of setWeight, analyze or pause" in text
+    assert "each: each step needs exactly one of setWeight, analyze, pause, setHeaderRoute, setMirror" in text
     assert "`spec.steps[].setWeight` | integer |  | Percentage of ready pods" in text
     assert "`status.history[].metrics[].classification`" in text

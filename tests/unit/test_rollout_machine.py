@@ -128,7 +128,7 @@ def test_happy_path_trace() -> None:
     assert t.request is not None
     assert (t.request.stage, t.request.checkpoint, t.request.stable_checkpoint) == ("canary", "v2", "v1")
     assert (t.request.look, t.request.max_looks, t.request.interval_seconds) == (1, 2, 30.0)
-    assert t.request.window_seconds == 31.0
+    assert t.request.window_seconds == 30.0  # since the canary served (t=1), not since the rollout began (t=0)
     assert t.status.current_step == 1 and t.status.analysis_count == 1
     assert sim.history_ids == [1]
     assert notifications(t.actions) == ["analysis"]
@@ -351,7 +351,7 @@ def test_analyze_runs_every_interval_until_the_duration() -> None:
             requests.append(t.request)
     assert sim.status is not None
     assert [(r.look, r.max_looks) for r in requests] == [(i, 5) for i in range(1, 6)]
-    assert [r.window_seconds for r in requests] == [61.0, 121.0, 181.0, 241.0, 301.0]
+    assert [r.window_seconds for r in requests] == [60.0, 120.0, 180.0, 240.0, 300.0]  # since serving at t=1
     assert [h.time for h in reversed(sim.status.history or [])] == [iso(61), iso(121), iso(181), iso(241), iso(301)]
     assert sim.status.current_step == 2  # advanced at t=301 (1+5m) together with the last look
 
@@ -364,7 +364,11 @@ def test_analysis_window_and_interval_in_requests() -> None:
     req = sim.ticks[-1].request
     assert req is not None
     assert req.interval_seconds == 20.0 and req.max_looks == 4  # looks at 20, 40, 60, 80s; the step ends at 90s
-    assert req.window_seconds == (sim.now - T0).total_seconds()  # since the rollout started
+    # The canary needed 4 looks to be ready: the window starts when it served, never before.
+    assert sim.status is not None and sim.status.serving_since is not None
+    served = parse_ts(sim.status.serving_since)
+    assert served is not None and served > T0
+    assert req.window_seconds == (sim.now - served).total_seconds() < (sim.now - T0).total_seconds()
     assert req.recorded_baselines == {}
 
 
@@ -731,6 +735,7 @@ def test_history_entry_content() -> None:
         stage="canary",
         verdict="warning",
         message="accuracy dipped",
+        window_start=iso(1),
         metrics=m,
     )
     assert sim.status.last_verdict == "warning" and sim.status.last_analysis_at == iso(31)

@@ -65,21 +65,55 @@ class PauseStep(ApiModel):
     )
 
 
+class HeaderMatch(ApiModel):
+    """One HTTP header a request must carry to be routed to the candidate."""
+
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$", description="Header.")
+    value: str = Field(min_length=1, max_length=4096, description="Value to match.")
+    type: Literal["Exact", "RegularExpression"] = Field(default="Exact", description="How value is matched.")
+
+
+class HeaderRouteStep(ApiModel):
+    """Send requests that match every header to the candidate (A/B tests, dog-fooding); no match removes it."""
+
+    match: list[HeaderMatch] = Field(
+        default_factory=list, max_length=16, description="Headers that must all match; empty removes the route."
+    )
+
+
+class MirrorStep(ApiModel):
+    """Shadow traffic: copy this share of live requests to the candidate; its answers are discarded."""
+
+    percent: int = Field(ge=0, le=100, description="Share of requests copied to the candidate; 0 stops mirroring.")
+
+
+STEP_KINDS = ("setWeight", "analyze", "pause", "setHeaderRoute", "setMirror")
+
+
 class Step(ApiModel):
     """One step of a rollout; exactly one action."""
 
     set_weight: int | None = Field(
-        default=None, ge=0, le=100, description="Percentage of ready pods that run the candidate."
+        default=None,
+        ge=0,
+        le=100,
+        description="Percentage of traffic for the candidate (of ready pods with trafficRouting replicas).",
     )
     analyze: AnalyzeStep | None = Field(default=None, description="Judge the candidate for a duration.")
     pause: PauseStep | None = Field(default=None, description="Hold, for a duration or until promoted.")
+    set_header_route: HeaderRouteStep | None = Field(
+        default=None, description="Route requests with matching headers to the candidate (needs a router)."
+    )
+    set_mirror: MirrorStep | None = Field(
+        default=None, description="Copy a share of requests to the candidate, answers discarded (needs a router)."
+    )
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 cel(
-                    "(has(self.setWeight) ? 1 : 0) + (has(self.analyze) ? 1 : 0) + (has(self.pause) ? 1 : 0) == 1",
-                    "each step needs exactly one of setWeight, analyze or pause",
+                    " + ".join(f"(has(self.{k}) ? 1 : 0)" for k in STEP_KINDS) + " == 1",
+                    "each step needs exactly one of " + ", ".join(STEP_KINDS),
                 )
             ]
         }
@@ -91,14 +125,26 @@ class Step(ApiModel):
             return f"setWeight {self.set_weight}"
         if self.analyze is not None:
             return f"analyze for {self.analyze.duration}"
+        if self.set_header_route is not None:
+            if not self.set_header_route.match:
+                return "remove the header route"
+            return "route " + " and ".join(f"{m.name}: {m.value}" for m in self.set_header_route.match)
+        if self.set_mirror is not None:
+            return f"mirror {self.set_mirror.percent}%" if self.set_mirror.percent else "stop mirroring"
         if self.pause is not None and self.pause.duration:
             return f"pause for {self.pause.duration}"
         return "pause until promoted"
 
+    @property
+    def shifts_traffic(self) -> bool:
+        """The step changes what the candidate receives: it ends once the candidate serves that share."""
+        return self.set_weight is not None or self.set_header_route is not None or self.set_mirror is not None
+
     @model_validator(mode="after")
     def _one(self) -> Step:
-        if sum(x is not None for x in (self.set_weight, self.analyze, self.pause)) != 1:
-            raise ValueError("each step needs exactly one of setWeight, analyze or pause")
+        actions = (self.set_weight, self.analyze, self.pause, self.set_header_route, self.set_mirror)
+        if sum(x is not None for x in actions) != 1:
+            raise ValueError("each step needs exactly one of " + ", ".join(STEP_KINDS))
         return self
 
 
@@ -160,6 +206,76 @@ class Notification(ApiModel):
     }
 
 
+class GatewayAPIRouting(ApiModel):
+    """Weights, header routes and mirrors on a Gateway API HTTPRoute in the rollout's namespace."""
+
+    http_route: str = Field(min_length=1, max_length=253, description="The HTTPRoute that serves the model.")
+    rule: str | None = Field(
+        default=None,
+        max_length=253,
+        description="The rule to manage: its index (0-based) or its name; default: the rule whose backendRefs "
+        "include stableService.",
+    )
+    stable_service: str = Field(
+        min_length=1,
+        max_length=63,
+        description="The Service of the stable pods only (its selector must not match the canary's pods, which "
+        "carry modelratchet.io/role: canary).",
+    )
+    canary_service: str | None = Field(
+        default=None,
+        max_length=63,
+        description="The Service the operator creates for the candidate's pods; default <target>-canary.",
+    )
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="Service port; default: the stable backendRef's port."
+    )
+    mirror: Literal["requestMirror", "traefikService"] = Field(
+        default="requestMirror",
+        description="How setMirror is done: the standard RequestMirror filter, or a Traefik TraefikService with "
+        "mirroring (Traefik's Gateway API provider has no RequestMirror).",
+    )
+
+
+class ReplicasRouting(ApiModel):
+    """The candidate's share of traffic is its share of the ready pods behind the target's Service."""
+
+
+class TrafficRouting(ApiModel):
+    """How traffic reaches the candidate: the share of pods (default) or a router with exact weights."""
+
+    replicas: ReplicasRouting | None = Field(
+        default=None,
+        description="{}: the candidate's share is its share of ready pods behind the target's Service (default).",
+    )
+    gateway_api: GatewayAPIRouting | None = Field(
+        default=None, alias="gatewayAPI", description="A Gateway API HTTPRoute."
+    )
+    canary_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="With a router: pods of the candidate, whatever its traffic share (default: its share of the "
+        "target's replicas, at least 1).",
+    )
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel("!(has(self.replicas) && has(self.gatewayAPI))", "set at most one of replicas or gatewayAPI"),
+                cel(
+                    "!has(self.canaryReplicas) || has(self.gatewayAPI)",
+                    "canaryReplicas needs a router (gatewayAPI): with replicas the share is the pod count",
+                ),
+            ]
+        }
+    }
+
+    @property
+    def router(self) -> bool:
+        return self.gateway_api is not None
+
+
 class ModelRolloutSpec(ApiModel):
     """The desired checkpoint of a serving Deployment and how to get there."""
 
@@ -170,6 +286,9 @@ class ModelRolloutSpec(ApiModel):
     checkpoint_from: CheckpointFrom = Field(description="Where the checkpoint lives in the pod template.")
     baseline_ref: LocalObjectReference = Field(description="The ModelBaseline that judges the candidate.")
     steps: list[Step] = Field(min_length=1, max_length=50, description="Canary steps, in order.")
+    traffic_routing: TrafficRouting | None = Field(
+        default=None, description="How traffic reaches the candidate; default: replicas (share of pods)."
+    )
     analysis: Analysis = Field(default_factory=Analysis, description="Analysis cadence and tolerances.")
     post_promotion: PostPromotion | None = Field(default=None, description="Judging after promotion.")
     cooldown: LongDuration | None = Field(
@@ -180,6 +299,30 @@ class ModelRolloutSpec(ApiModel):
     notifications: list[Notification] | None = Field(
         default=None, max_length=10, description="Webhooks told about transitions."
     )
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "!self.steps.exists(s, has(s.setHeaderRoute) || has(s.setMirror)) || "
+                    "(has(self.trafficRouting) && has(self.trafficRouting.gatewayAPI))",
+                    "setHeaderRoute and setMirror steps need a router: set trafficRouting.gatewayAPI",
+                    field_path=".steps",
+                )
+            ]
+        }
+    }
+
+    @property
+    def routed(self) -> bool:
+        """Traffic goes through a router (exact weights) rather than the share of pods."""
+        return self.traffic_routing is not None and self.traffic_routing.router
+
+    @model_validator(mode="after")
+    def _router_steps(self) -> ModelRolloutSpec:
+        if not self.routed and any(s.set_header_route is not None or s.set_mirror is not None for s in self.steps):
+            raise ValueError("setHeaderRoute and setMirror steps need a router: set trafficRouting.gatewayAPI")
+        return self
 
 
 class ThresholdSummary(StatusModel):
@@ -226,6 +369,9 @@ class HistoryEntry(StatusModel):
     stage: Literal["canary", "postPromotion"] = "canary"
     verdict: Verdict
     message: str = ""
+    window_start: str | None = Field(
+        default=None, description="Start of the window judged (the candidate serving at its share); ends at time."
+    )
     metrics: list[MetricResult] = Field(default_factory=list)
 
 
@@ -249,6 +395,15 @@ class ModelRolloutStatus(StatusModel):
     canary_checkpoint: str | None = None
     current_step: int | None = None
     canary_weight: int | None = None
+    header_route: list[HeaderMatch] | None = Field(
+        default=None, description="Headers whose requests the router sends to the candidate."
+    )
+    mirror_percent: int | None = Field(default=None, description="Share of requests copied to the candidate.")
+    serving_since: str | None = Field(
+        default=None,
+        description="When the candidate started serving at the current share (ready pods, route verified): "
+        "analysis windows start here.",
+    )
     step_started_at: str | None = None
     rollout_started_at: str | None = None
     last_analysis_at: str | None = None

@@ -9,15 +9,15 @@ acted on, and every action can be repeated after a crash.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from modelratchet.api.common import parse_duration
 from modelratchet.api.rollout import HistoryEntry, ModelRolloutSpec, ModelRolloutStatus, Step
 
 from . import conditions as cond
+from . import traffic
 from .plan import unvalidated_target
-from .replicas import canary_replicas
 from .types import (
     AnalysisReport,
     AnalysisRequest,
@@ -104,6 +104,14 @@ def _reset_rollout_counters(s: ModelRolloutStatus) -> None:
     s.first_failure_at = None
 
 
+def _clear_traffic(s: ModelRolloutStatus) -> None:
+    """The candidate gets nothing: the router (or the pod split) goes back to stable only."""
+    s.canary_weight = 0
+    s.header_route = None
+    s.mirror_percent = None
+    s.serving_since = None
+
+
 def _push_front(items: list[str] | None, value: str, limit: int) -> list[str]:
     rest = [x for x in items or [] if x != value]
     return [value, *rest][:limit]
@@ -127,7 +135,8 @@ def analysis_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: dateti
         reference = last if last and last >= started else started
         if now < reference + timedelta(seconds=interval):
             return None
-        rollout_start = parse_ts(status.rollout_started_at) or started
+        # The window starts when the candidate began serving at the current share, never before it served.
+        rollout_start = parse_ts(status.serving_since or status.rollout_started_at) or started
         duration = _secs(step.analyze.duration)
         return AnalysisRequest(
             stage="canary",
@@ -184,6 +193,13 @@ def _recorded_baselines(status: ModelRolloutStatus) -> dict[str, float]:
     return {}
 
 
+def _window_start(s: ModelRolloutStatus, stage: str) -> str | None:
+    """Where the window judged by an analysis began (analysis_due measures it the same way)."""
+    if stage == "postPromotion":
+        return s.promoted_at
+    return s.serving_since or s.rollout_started_at
+
+
 def _record(ctx: _Ctx, report: AnalysisReport, checkpoint: str, stage: str, step: int | None) -> HistoryEntry:
     s = ctx.s
     entry = HistoryEntry(
@@ -194,6 +210,7 @@ def _record(ctx: _Ctx, report: AnalysisReport, checkpoint: str, stage: str, step
         stage="postPromotion" if stage == "postPromotion" else "canary",
         verdict=report.verdict,
         message=report.summary,
+        window_start=_window_start(ctx.s, stage),
         metrics=report.metrics,
     )
     s.last_history_id = entry.id
@@ -394,7 +411,7 @@ def _start(ctx: _Ctx, world: World, checkpoint: str) -> None:
     s.phase = "Progressing"
     s.canary_checkpoint = checkpoint
     s.current_step = 0
-    s.canary_weight = 0
+    _clear_traffic(s)
     s.rollout_started_at = ctx.now_s
     s.step_started_at = ctx.now_s
     s.post_promotion_until = None
@@ -419,7 +436,7 @@ def _progress(ctx: _Ctx, world: World) -> None:
         old = s.canary_checkpoint
         ctx.event("RolloutSuperseded", f"{old} superseded by {spec.checkpoint}")
         s.canary_checkpoint = None
-        s.canary_weight = 0
+        _clear_traffic(s)
         s.current_step = None
         s.phase = "Idle"
         ctx.condition(cond.PAUSED, "False", "NotPaused", "")
@@ -443,8 +460,8 @@ def _run_step(ctx: _Ctx, world: World) -> None:
         if step is None:
             _promote(ctx, world)
             return
-        if step.set_weight is not None:
-            _set_weight(ctx, world, step.set_weight)
+        if step.shifts_traffic:
+            _shift_traffic(ctx, world, step)
         elif step.pause is not None:
             _pause(ctx, world, step)
         elif step.analyze is not None:
@@ -474,19 +491,24 @@ def _n(ctx: _Ctx) -> str:
     return f"{(ctx.s.current_step or 0) + 1}/{len(ctx.spec.steps)}"
 
 
-def _set_weight(ctx: _Ctx, world: World, weight: int) -> None:
+def _shift_traffic(ctx: _Ctx, world: World, step: Step) -> None:
+    """A traffic step records the candidate's new share, and ends once the candidate serves it."""
     s = ctx.s
-    assert world.target is not None and s.canary_checkpoint is not None
-    replicas = canary_replicas(weight, world.target.replicas)
-    s.canary_weight = weight
+    if step.set_weight is not None:
+        s.canary_weight = step.set_weight
+    elif step.set_header_route is not None:
+        s.header_route = list(step.set_header_route.match) or None
+    elif step.set_mirror is not None:
+        s.mirror_percent = step.set_mirror.percent or None
     # What was observed before this rollout began (a leftover canary, even of the same checkpoint) is not the
     # canary it asks for: that one exists only once the stored status has been acted on.
-    canary = None if s.rollout_started_at == ctx.now_s else world.canary
-    ready = canary is not None and canary.checkpoint == s.canary_checkpoint and canary.ready_replicas >= replicas
-    if canary is not None and canary.replicas == replicas and ready:
+    seen = replace(world, canary=None) if s.rollout_started_at == ctx.now_s else world
+    waiting = traffic.serving(ctx.spec, s, seen)
+    if waiting is None:
+        s.serving_since = ctx.now_s
         _advance(ctx, world)
     else:
-        s.message = f"waiting for {replicas} canary pod(s) of {s.canary_checkpoint} to be ready"
+        s.message = waiting
         ctx.soon()
 
 
@@ -636,7 +658,7 @@ def _promote(ctx: _Ctx, world: World) -> None:
     s.stable_checkpoint = candidate
     s.last_good_checkpoints = _push_front(s.last_good_checkpoints, candidate, LAST_GOOD_LIMIT)
     s.canary_checkpoint = None
-    s.canary_weight = 0
+    _clear_traffic(s)
     s.current_step = None
     s.phase = "Promoted"
     s.promoted_at = ctx.now_s
@@ -662,7 +684,7 @@ def _rollback(ctx: _Ctx, reason: str, message: str) -> None:
     s.phase = "RolledBack"
     s.rolled_back_at = ctx.now_s
     s.canary_checkpoint = None
-    s.canary_weight = 0
+    _clear_traffic(s)
     s.current_step = None
     text = f"rolled back {candidate}, serving {s.stable_checkpoint}: {message}"
     s.message = text

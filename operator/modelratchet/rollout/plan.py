@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from modelratchet.api.rollout import ModelRolloutSpec, ModelRolloutStatus
 
-from .replicas import canary_replicas
-from .types import Action, DeleteCanary, EnsureCanary, SetTargetCheckpoint, World
+from .traffic import STABLE_ONLY, desired_route, receives_traffic, wanted_canary_replicas
+from .types import Action, DeleteCanary, EnsureCanary, SetRoute, SetTargetCheckpoint, World
 
 
 def promoting(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> bool:
@@ -43,13 +43,13 @@ def unvalidated_target(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> st
 
 
 def canary_wanted(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> bool:
-    """A canary runs from the first setWeight step (even a weight of 0) until the rollout ends."""
+    """A canary runs from the first traffic step (even a weight of 0) until the rollout ends."""
     if status.phase not in ("Progressing", "Paused") or status.canary_checkpoint is None:
         return False
-    if (status.canary_weight or 0) > 0:
+    if receives_traffic(desired_route(status)):
         return True
     reached = spec.steps[: (status.current_step or 0) + 1]
-    return any(step.set_weight is not None for step in reached)
+    return any(step.shifts_traffic for step in reached)
 
 
 def plan(spec: ModelRolloutSpec, status: ModelRolloutStatus, world: World) -> list[Action]:
@@ -61,11 +61,15 @@ def plan(spec: ModelRolloutSpec, status: ModelRolloutStatus, world: World) -> li
     if canary_wanted(spec, status):
         assert status.canary_checkpoint is not None
         # Level-based: recreated if lost, resized when the target scaled, re-cloned when its template changed.
-        actions.append(
-            EnsureCanary(status.canary_checkpoint, canary_replicas(status.canary_weight or 0, target.replicas))
-        )
+        replicas = wanted_canary_replicas(spec, status, target.replicas)
+        actions.append(EnsureCanary(status.canary_checkpoint, replicas))
     elif world.canary is not None:
         actions.append(DeleteCanary())
+    if spec.routed:
+        route = desired_route(status)
+        # Applied while the route differs from what the status says, or until the router accepted it.
+        if world.route is None or world.route.state != route or (route != STABLE_ONLY and not world.route.accepted):
+            actions.append(SetRoute(route))
     checkpoint = intended_target(spec, status)
     if checkpoint is not None and target.checkpoint != checkpoint and unvalidated_target(spec, status) is None:
         actions.append(SetTargetCheckpoint(checkpoint))

@@ -64,6 +64,24 @@ class AnalysisReport:
 
 
 @dataclass(frozen=True)
+class RouteState:
+    """What a router does for the candidate: its weight, a header route, a mirror."""
+
+    weight: int  # percent of requests answered by the candidate
+    header_route: tuple[tuple[str, str, str], ...] = ()  # (header, value, Exact|RegularExpression)
+    mirror_percent: int = 0  # percent of requests copied to the candidate, answers discarded
+
+
+@dataclass(frozen=True)
+class RouteObservation:
+    """What the shell read back from the router."""
+
+    state: RouteState
+    accepted: bool  # the router accepted this generation of the route and resolved its references
+    problem: str | None = None  # why not, in words
+
+
+@dataclass(frozen=True)
 class World:
     """Everything observed this tick."""
 
@@ -72,6 +90,7 @@ class World:
     baseline_error: str | None = None  # e.g. ModelBaseline "x" not found / invalid / a query that does not parse
     baseline_reason: str = "BaselineNotFound"  # CamelCase reason for baseline_error
     analysis: AnalysisReport | None = None  # present when the shell ran the requested analysis
+    route: RouteObservation | None = None  # with a router: the route as read back
 
     @property
     def references_ok(self) -> bool:
@@ -99,6 +118,13 @@ class SetTargetCheckpoint:
 
 
 @dataclass(frozen=True)
+class SetRoute:
+    """Make the router give the candidate this share (and nothing else); STABLE_ONLY removes what it manages."""
+
+    state: RouteState
+
+
+@dataclass(frozen=True)
 class EmitEvent:
     type: Literal["Normal", "Warning"]
     reason: str
@@ -115,6 +141,6 @@ class Notify:
     checkpoint: str | None = None
 
 
-Action = EnsureCanary | DeleteCanary | SetTargetCheckpoint
+Action = EnsureCanary | DeleteCanary | SetTargetCheckpoint | SetRoute
 # What the decision announces once its status is stored: sent once, never repeated.
 Announcement = EmitEvent | Notify
