@@ -14,5 +14,5 @@ def test_reference_documents_every_field_with_its_rules() -> None:
     assert "`spec.metrics[].threshold.tiers[].severity`" in text
     assert "each: minSamples needs samplesQuery" in text
     assert "each: each step needs exactly one of setWeight, analyze, pause, setHeaderRoute, setMirror" in text
-    assert "`spec.steps[].setWeight` | integer |  | Percentage of ready pods" in text
+    assert "`spec.steps[].setWeight` | integer |  | Percentage of traffic for the candidate" in text
     assert "`status.history[].metrics[].classification`" in text
