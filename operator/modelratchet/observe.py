@@ -15,7 +15,9 @@ from modelratchet.api.baseline import ModelBaselineSpec
 from modelratchet.api.errors import validation_problems
 from modelratchet.api.rollout import ModelRolloutSpec
 from modelratchet.kube.deployments import canary_name, canary_state, target_state
-from modelratchet.rollout.types import World
+from modelratchet.rollout.types import RouteObservation, World
+from modelratchet.traffic import RouteError
+from modelratchet.traffic.gateway_api import names_for, read_route
 
 # The target's opt-in: only someone who may edit the Deployment can set it, and it names the one ModelRollout
 # allowed to drive it. Without it, a user who may create ModelRollouts could roll any Deployment of the namespace.
@@ -30,6 +32,10 @@ class Fetched:
     target: dict[str, Any] | None
     canary: dict[str, Any] | None
     baseline: dict[str, Any] | None
+    # With a router (trafficRouting.gatewayAPI): the HTTPRoute, the stable Service, Traefik's mirror service.
+    route: dict[str, Any] | None = None
+    stable_service: dict[str, Any] | None = None
+    mirror_service: dict[str, Any] | None = None
 
 
 def baseline_of(
@@ -70,10 +76,32 @@ def observe_world(spec: ModelRolloutSpec, fetched: Fetched) -> World:
                 )
         else:
             canary = canary_state(fetched.canary)
+    route = None
+    if spec.routed and target is not None and not target.error:
+        route, problem = _route(spec, fetched)
+        if problem is not None:
+            target = target.broken(*problem)
     _, baseline_error, baseline_reason = baseline_of(spec, meta["namespace"], fetched.baseline)
     return World(
         target=target,
         canary=canary,
         baseline_error=baseline_error,
         baseline_reason=baseline_reason or "BaselineNotFound",
+        route=route,
     )
+
+
+def _route(spec: ModelRolloutSpec, fetched: Fetched) -> tuple[RouteObservation | None, tuple[str, str] | None]:
+    """The route read back, or (message, reason) of why it cannot be managed."""
+    names = names_for(spec, fetched.rollout["metadata"]["name"])
+    if fetched.route is None:
+        return None, (f"HTTPRoute {names.route!r} not found", "RouteNotFound")
+    if fetched.stable_service is None:
+        return None, (
+            f"Service {names.stable!r} (trafficRouting.gatewayAPI.stableService) not found",
+            "ServiceNotFound",
+        )
+    try:
+        return read_route(fetched.route, names, fetched.mirror_service), None
+    except RouteError as e:
+        return None, (str(e), e.reason)

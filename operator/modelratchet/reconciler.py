@@ -20,6 +20,7 @@ from modelratchet.api.rollout import ModelRolloutSpec, ModelRolloutStatus, Notif
 from modelratchet.gates import ValidationResult
 from modelratchet.kube import deployments as deps
 from modelratchet.kube import resources as res
+from modelratchet.kube import services as svcs
 from modelratchet.kube.leader import ensure_leader
 from modelratchet.kube.secrets import SecretError, prometheus_settings_for
 from modelratchet.metrics.provider import MetricsProvider
@@ -31,6 +32,7 @@ from modelratchet.rollout import (
     EmitEvent,
     EnsureCanary,
     Notify,
+    SetRoute,
     SetTargetCheckpoint,
     World,
     analysis_due,
@@ -40,6 +42,8 @@ from modelratchet.rollout import (
 from modelratchet.rollout.bounds import bound_status
 from modelratchet.rollout.machine import parse_ts
 from modelratchet.settings import OperatorSettings
+from modelratchet.traffic import RouteError
+from modelratchet.traffic.gateway_api import GatewayAPIRouter
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,7 @@ class Reconciler:
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.api = api
         self.provider = provider
         self.notifier = notifier
         # False once this replica may have lost leadership: it then neither records nor acts (NotLeader).
@@ -96,11 +101,20 @@ class Reconciler:
 
     def _fetch(self, obj: dict[str, Any], spec: ModelRolloutSpec) -> Fetched:
         namespace = obj["metadata"]["namespace"]
-        return Fetched(
+        fetched = Fetched(
             rollout=obj,
             target=deps.read_deployment(self.apps, namespace, spec.target_ref.name),
             canary=deps.read_deployment(self.apps, namespace, deps.canary_name(spec.target_ref.name)),
             baseline=res.get(self.custom, res.BASELINES, namespace, spec.baseline_ref.name),
+        )
+        if not spec.routed:
+            return fetched
+        router = GatewayAPIRouter(self.api, obj, spec, self.settings.field_manager)
+        return replace(
+            fetched,
+            route=router.get_route(),
+            stable_service=svcs.read_service(self.core, namespace, router.names.stable),
+            mirror_service=router.mirror_service(),
         )
 
     def _analyze(
@@ -179,26 +193,43 @@ class Reconciler:
 
         # act: drive the world toward what the stored status says, then announce what was decided
         stored = ModelRolloutStatus.model_validate(obj.get("status") or {})
+        requeue = decision.requeue_after
         for action in plan(spec, stored, world):
             ensure_leader(self.may_act, f"{type(action).__name__} for {namespace}/{name}")
-            self._apply(action, obj, spec, fetched.target)
+            try:
+                self._apply(action, obj, spec, fetched)
+            except res.Conflict:
+                requeue = min(requeue, 0.5)  # someone edited the route meanwhile: the next look re-applies
+            except RouteError as e:
+                # The step waits for the route (status says so); the Event says why it cannot be applied.
+                res.emit_event(self.core, obj, "Warning", e.reason, str(e))
+                requeue = min(requeue, 10.0)
         self._after_write(obj, spec, status, stored, decision.actions, result, now)
         telemetry.RECONCILE_SECONDS.observe(time.monotonic() - started)
-        return decision.requeue_after
+        return requeue
 
     # ------------------------------------------------------------------------------------------ act
 
-    def _apply(
-        self, action: Action, obj: dict[str, Any], spec: ModelRolloutSpec, target: dict[str, Any] | None
-    ) -> None:
+    def _apply(self, action: Action, obj: dict[str, Any], spec: ModelRolloutSpec, fetched: Fetched) -> None:
         namespace = obj["metadata"]["namespace"]
         fm = self.settings.field_manager
+        router = GatewayAPIRouter(self.api, obj, spec, fm) if spec.routed else None
         if isinstance(action, EnsureCanary):
-            assert target is not None
-            desired = deps.build_canary(target, spec.checkpoint_from, action.checkpoint, action.replicas, obj)
+            assert fetched.target is not None
+            desired = deps.build_canary(fetched.target, spec.checkpoint_from, action.checkpoint, action.replicas, obj)
             deps.ensure_canary(self.apps, desired, fm)
+            if router is not None and fetched.stable_service is not None:
+                # The router's candidate backend: a Service of the canary's pods only.
+                svcs.ensure_service(
+                    self.core, svcs.build_canary_service(router.names.canary, fetched.stable_service, obj), fm
+                )
         elif isinstance(action, DeleteCanary):
             deps.delete_canary(self.apps, namespace, spec.target_ref.name)
+            if router is not None:
+                svcs.delete_service(self.core, namespace, router.names.canary)
+        elif isinstance(action, SetRoute):
+            assert router is not None
+            router.set_route(action.state)
         elif isinstance(action, SetTargetCheckpoint):
             deps.set_target_checkpoint(
                 self.apps, namespace, spec.target_ref.name, spec.checkpoint_from, action.checkpoint, fm

@@ -217,6 +217,15 @@ def test_a_rollout_asks_for_nothing_its_author_could_not_do(
     proc = dave.kubectl("patch", "modelrollout", "r3", "--type=merge", "-p",
                         json.dumps({"spec": {"targetRef": {"name": "payments"}}}))
     assert _denied(proc, "may not patch Deployment", "payments"), proc.stderr
+    # A router is driven for the author too: only a route they may patch.
+    routed = {"gatewayAPI": {"httpRoute": "digits", "stableService": "digits-stable"}}
+    proc = dave.create(_rollout("r5", trafficRouting=routed))
+    assert _denied(proc, "spec.trafficRouting.gatewayAPI", "may not patch HTTPRoute", "digits"), proc.stderr
+    route = {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": ["patch"]}
+    services = {"apiGroups": [""], "resources": ["services"], "verbs": ["create"]}
+    gina = User(local_cluster, namespace, "gina", [rollouts, patch_one, create, route, services], tmp_path)
+    proc = gina.create(_rollout("r5", trafficRouting=routed))
+    assert proc.returncode == 0, proc.stderr
     # Notifications name Secrets (webhook URLs): only ones the author may read.
     proc = dave.create(_rollout("r4", notifications=[{"webhook": {"secretRef": {"name": "hook", "key": "url"}}}]))
     assert _denied(proc, "spec.notifications", "may not get every Secret"), proc.stderr

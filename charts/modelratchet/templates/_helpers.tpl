@@ -95,6 +95,21 @@ Roles (scope=namespace). docs/install.md explains each rule.
   resources: ["secrets"]
   verbs: ["get"]
 {{- end }}
+{{- if .Values.rbac.gatewayAPI }}
+# trafficRouting.gatewayAPI: weights, header routes and mirrors on the HTTPRoute (server-side apply), and the
+# candidate's Service beside its canary Deployment.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "patch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "create", "patch", "delete"]
+{{- end }}
+{{- if .Values.rbac.traefikMirror }}
+- apiGroups: ["traefik.io"]
+  resources: ["traefikservices"]
+  verbs: ["get", "create", "patch", "delete"]
+{{- end }}
 {{- end }}
 
 {{/* Cluster-scoped reads Kopf uses to follow CRDs (always) and namespaces (when watching a list). */}}

@@ -74,6 +74,7 @@ QueryTimeout = Annotated[
     str, _duration_schema("100ms", "5m", "Per-query timeout, 100ms to 5m."), _duration_range("100ms", "5m")
 ]
 
+
 class ApiModel(BaseModel):
     """Base of every spec model: camelCase on the wire, unknown fields are errors."""
 

@@ -271,6 +271,15 @@ ROLLOUT_ACCESS_RULES = [
         "+ object.metadata.namespace + ', which a canary is'",
     ),
     (
+        "!has(object.spec.trafficRouting) || !has(object.spec.trafficRouting.gatewayAPI) || "
+        "(authorizer.group('gateway.networking.k8s.io').resource('httproutes').namespace(object.metadata.namespace)"
+        ".name(object.spec.trafficRouting.gatewayAPI.httpRoute).check('patch').allowed() && "
+        "authorizer.group('').resource('services').namespace(object.metadata.namespace).check('create').allowed())",
+        "'spec.trafficRouting.gatewayAPI: ' + request.userInfo.username + ' may not patch HTTPRoute \"' "
+        "+ object.spec.trafficRouting.gatewayAPI.httpRoute + '\" or create Services in namespace ' "
+        "+ object.metadata.namespace",
+    ),
+    (
         "!has(object.spec.notifications) || object.spec.notifications.all(n, "
         f"(!has(n.webhook) || {_secret_readable('n.webhook.secretRef')}) "
         f"&& (!has(n.slack) || {_secret_readable('n.slack.secretRef')}))",
