@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from model_io import load_checkpoint
 
+from e2e.harness import model_servers
 from e2e.harness.model_servers import (
     ModelServerFleet,
     TrafficDriver,
@@ -21,6 +22,7 @@ from e2e.harness.wait import wait_for
 
 CHECKPOINTS = {"s3://models/digits/v1": "v1-good", "s3://models/digits/v2": "v2-better"}
 V1, V2 = CHECKPOINTS
+HANG_GUARD = 30.0  # seconds a wait may take before the test fails as hung; not a measurement
 
 
 @pytest.fixture(scope="module")
@@ -63,25 +65,58 @@ def test_split_follows_weights_and_servers_count_every_request(fleet: ModelServe
         assert s.correct / s.ok == pytest.approx(heldout, abs=_binomial_tolerance(s.ok, heldout))
 
 
-def test_stops_by_itself_after_max_duration(fleet: ModelServerFleet) -> None:
-    driver = TrafficDriver(fleet.urls, static_weights({V2: 1}), rate=50, max_duration=1.0)
-    started = time.monotonic()
-    driver.start()
-    driver.join(timeout=10)
-    elapsed = time.monotonic() - started
-    assert not driver.is_alive()
-    assert 1.0 <= elapsed < 5.0
-    assert 30 <= driver.stats().sent <= 51  # 50 req/s for 1 s: never above, a loaded machine may lag
+class SteppedClock:
+    """The driver's clock (in place of its time module), moved forward only by the driver's own waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
 
 
-def test_stop_is_prompt(fleet: ModelServerFleet) -> None:
-    driver = TrafficDriver(fleet.urls, static_weights({V1: 1}), rate=20, max_duration=300)
+class SteppedEvent(threading.Event):
+    """The driver's stop event: waiting N seconds moves the clock N seconds on at once, unless stopped."""
+
+    def __init__(self, clock: SteppedClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is None or self.is_set():
+            return super().wait(timeout)
+        self.clock.now += timeout
+        return self.is_set()
+
+
+def test_sends_at_its_rate_and_stops_by_itself_after_max_duration(
+    fleet: ModelServerFleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paced on a clock only its waits move, the driver's counts are exact, however loaded the machine is."""
+    clock = SteppedClock()
+    monkeypatch.setattr(model_servers, "time", clock)
+    # 16 requests/s for 1 s: a tick at 0, 1/16, ..., 15/16 s (exact in binary), none at the deadline.
+    driver = TrafficDriver(fleet.urls, static_weights({V2: 1}), rate=16, max_duration=1.0)
+    driver._stop_event = SteppedEvent(clock)
     driver.start()
-    wait_for(lambda: driver.stats().sent >= 5, timeout=10, message="first requests")
-    started = time.monotonic()
-    driver.stop(timeout=10)
-    assert not driver.is_alive()
-    assert time.monotonic() - started < 2.0
+    driver.join(timeout=HANG_GUARD)
+    assert not driver.is_alive(), "the driver stops by itself at max_duration"
+    assert clock.now == 1.0  # it waited out its duration, and nothing after it
+    stats = driver.stats()
+    assert (stats.sent, stats.dropped, stats.unroutable) == (16, 0, 0)  # one request per tick, never a burst
+    # Every request was answered or failed before the driver ended: it waits for what it sent.
+    assert stats.ok + stats.failed == 16
+
+
+def test_stop_ends_the_wait_between_requests(fleet: ModelServerFleet) -> None:
+    # One request per 1000 s: after the first, the driver waits for the next tick, which only stop() can cut short.
+    driver = TrafficDriver(fleet.urls, static_weights({V1: 1}), rate=0.001, max_duration=3600)
+    driver.start()
+    wait_for(lambda: driver.stats().ok == 1, timeout=HANG_GUARD, message="the first request answered")
+    driver.stop(timeout=HANG_GUARD)  # a hang guard far below the 1000 s wait
+    assert not driver.is_alive(), "stop() returns with the driver's thread joined"
+    stats = driver.stats()
+    assert (stats.sent, stats.ok) == (1, 1)
 
 
 def test_weights_are_reread(fleet: ModelServerFleet) -> None:

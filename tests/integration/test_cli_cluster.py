@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -529,20 +530,54 @@ def test_wait_until_the_operator_applied_the_request(
 
 
 def test_wait_times_out_when_no_operator_runs(
-    capsys: pytest.CaptureFixture[str], rollouts: Rollouts, kubeconfig: str
+    capsys: pytest.CaptureFixture[str], rollouts: Rollouts, kubeconfig: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """--wait keeps reading the rollout while the request is pending and gives up once --timeout has passed.
+
+    The command's clock is a stand-in that only its own sleeps move forward, so what it waited is counted in its
+    sleeps and reads, whatever the machine's load; the rollout it reads and the gate it writes are real.
+    """
+    from modelratchet.cli import gates, kubeapi
+
     rollouts.create(analyzing())
-    started = time.monotonic()
+    now = 0.0
+    sleeps: list[float] = []
+    looks: list[tuple[float, Any]] = []  # the command's clock at each read of the rollout, and the gate it saw
+
+    def monotonic() -> float:
+        return now
+
+    def sleep(seconds: float) -> None:
+        nonlocal now
+        sleeps.append(seconds)
+        assert len(sleeps) < 100, "--wait never gave up"
+        now += seconds
+
+    real_get = kubeapi.get_rollout
+
+    def get(cluster: kubeapi.Cluster, namespace: str, name: str) -> Obj:
+        obj = real_get(cluster, namespace, name)
+        looks.append((now, (obj.get("status") or {}).get("gate")))
+        return obj
+
+    monkeypatch.setattr(gates, "time", SimpleNamespace(monotonic=monotonic, sleep=sleep))
+    monkeypatch.setattr(kubeapi, "get_rollout", get)
     code, out, err = cli(capsys, "abort", NAME, "--wait", "--timeout", "1.5", "-n", rollouts.namespace,
                          "--kubeconfig", kubeconfig)
     assert code == 3
-    assert 1.5 <= time.monotonic() - started < 10
     assert out.startswith(f'abort of {V43} requested on modelrollout "{NAME}"')
     assert err == (
         "modelratchet abort: the operator did not apply the request within 1.5s (is it running?); "
         "it stays pending in status.gate\n"
     )
-    assert rollouts.get()["status"]["gate"]["action"] == "abort"
+    pending = rollouts.get()["status"]["gate"]
+    assert pending["action"] == "abort"
+    # The first read is the one the request was checked against; every later one saw the request still pending.
+    waiting = looks[1:]
+    assert len(waiting) == len(sleeps) + 1 >= 2
+    assert all(gate == pending for _, gate in waiting)
+    # It slept until its clock passed the timeout, then looked once more and gave up: not before, not later.
+    assert sum(sleeps[:-1]) < 1.5 <= sum(sleeps) == waiting[-1][0]
 
 
 # ------------------------------------------------------------------------------------------------ watch

@@ -6,7 +6,6 @@ import io
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -625,23 +624,24 @@ def _big_baseline(tmp_path: Path, n: int) -> tuple[str, str, str]:
     )
 
 
-def test_a_large_check_is_fast_and_loads_no_cluster_or_stats_code(tmp_path: Path) -> None:
+def test_a_large_check_loads_no_cluster_or_stats_code(tmp_path: Path) -> None:
+    """What keeps `check` quick in CI is what it imports; its wall-clock time is a figure: python -m bench.cli_check."""
     manifest, metrics, stable = _big_baseline(tmp_path, 48)
     argv = ["check", "--baseline", manifest, "--metrics", metrics, "--baseline-metrics", stable, "--format", "json"]
-    started = time.perf_counter()
     done = script(*argv)
-    elapsed = time.perf_counter() - started
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["results"]) == 48
-    assert elapsed < 3.0  # typically ~0.3 s; generous for loaded CI machines
     probe = (
-        "import sys; from modelratchet.cli.main import main; main(sys.argv[1:]); "
+        "import sys; from modelratchet.cli.main import main; code = main(sys.argv[1:]); "
         "heavy = {'kopf', 'kubernetes', 'scipy', 'numpy'}; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy), file=sys.stderr)"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy), file=sys.stderr); sys.exit(code)"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60, check=False
     )
+    # The whole check ran in the probe (not an early exit that imports little), and pulled in none of them.
+    assert loaded.returncode == 0, loaded.stderr
+    assert len(json.loads(loaded.stdout)["results"]) == 48
     assert loaded.stderr.strip() == "[]"
 
 
