@@ -26,6 +26,7 @@ from modelratchet.metrics.provider import MetricsProvider
 from modelratchet.reconciler import Reconciler
 from modelratchet.scheduler import Key, Scheduler
 from modelratchet.settings import OperatorSettings
+from modelratchet.traffic.gateway_api import ROUTE_GROUP, ROUTE_PLURAL, ROUTE_VERSION, orphan_names, release_orphan
 
 log = logging.getLogger("modelratchet")
 
@@ -129,6 +130,10 @@ def _work(key: Key) -> float | None:
     """One reconcile. An error becomes a Degraded condition and an Event, then propagates: the scheduler backs
     off exponentially, so a broken object is retried ever more slowly, never silently and never in a spin."""
     kind, namespace, name = key
+    if kind == "route":
+        # A route a deleted ModelRollout had changed goes back to stable only; errors back off like any work.
+        release_orphan(_state["api"], namespace, name, _state["settings"].field_manager)
+        return None
     try:
         with telemetry.RECONCILES_IN_FLIGHT.track_inprogress():
             if kind == "rollout":
@@ -202,6 +207,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         reconciler=reconciler,
         scheduler=scheduler,
         notifier=notifier,
+        api=api,
         custom=client.CustomObjectsApi(api),
         core=client.CoreV1Api(api),
         settings=ours,
@@ -212,9 +218,29 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         elector.start()
         _state["elector"] = elector
     scheduler.start()
+    # Routes changed by rollouts deleted while no operator ran: found by the annotation the router leaves.
+    threading.Thread(target=_sweep_routes, args=(api, scheduler, ours), name="route-sweep", daemon=True).start()
     if ours.metrics_port:
         telemetry.serve(ours.metrics_port)
     log.info("ModelRatchet operator started (prometheus %s)", ours.prometheus_url)
+
+
+def _sweep_routes(api: client.ApiClient, scheduler: Scheduler, settings: OperatorSettings) -> None:
+    custom = client.CustomObjectsApi(api)
+    scopes: list[str | None] = list(settings.namespaces) or [None]
+    for namespace in scopes:
+        try:
+            if namespace is None:
+                listed: Any = custom.list_cluster_custom_object(ROUTE_GROUP, ROUTE_VERSION, ROUTE_PLURAL)
+            else:
+                listed = custom.list_namespaced_custom_object(ROUTE_GROUP, ROUTE_VERSION, namespace, ROUTE_PLURAL)
+        except ApiException as e:  # no Gateway API in this cluster, or no right to list routes: nothing to sweep
+            log.debug("route sweep skipped in %s: %s", namespace or "all namespaces", e.status)
+            continue
+        for route in listed.get("items") or []:
+            if orphan_names(route) is not None:
+                meta = route["metadata"]
+                scheduler.poke(("route", meta["namespace"], meta["name"]))
 
 
 @kopf.on.cleanup()
@@ -235,6 +261,9 @@ def rollout_event(type: str, namespace: str | None, name: str, body: kopf.Body, 
     if type == "DELETED":
         scheduler.forget(("rollout", namespace, name))
         telemetry.forget_rollout(namespace, name)
+        route = ((body.get("spec") or {}).get("trafficRouting") or {}).get("gatewayAPI") or {}
+        if route.get("httpRoute"):
+            scheduler.poke(("route", namespace, route["httpRoute"]))
     else:
         scheduler.poke(("rollout", namespace, name))
     ref = (body.get("spec") or {}).get("baselineRef", {}).get("name")

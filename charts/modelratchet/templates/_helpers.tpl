@@ -100,7 +100,7 @@ Roles (scope=namespace). docs/install.md explains each rule.
 # candidate's Service beside its canary Deployment.
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "patch"]
+  verbs: ["get", "list", "patch"]
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "create", "patch", "delete"]

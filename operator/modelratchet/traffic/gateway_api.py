@@ -14,6 +14,7 @@ field manager, guarded by the resourceVersion it was computed from.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,6 +34,8 @@ from . import RouteError
 ROUTE_GROUP, ROUTE_VERSION, ROUTE_PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
 TRAEFIK_GROUP, TRAEFIK_VERSION, TRAEFIK_PLURAL = "traefik.io", "v1alpha1", "traefikservices"
 Rule = dict[str, Any]
+ROLLOUT_ANNOTATION = "modelratchet.io/rollout"
+NAMES_ANNOTATION = "modelratchet.io/traffic-routing"
 
 
 @dataclass(frozen=True)
@@ -221,6 +224,16 @@ class GatewayAPIRouter:
         self.names = names_for(spec, rollout["metadata"]["name"])
         self.field_manager = field_manager
 
+    @classmethod
+    def for_names(
+        cls, api: client.ApiClient, rollout: dict[str, Any], names: RouteNames, field_manager: str
+    ) -> GatewayAPIRouter:
+        router = cls.__new__(cls)
+        router.custom = client.CustomObjectsApi(api)
+        router.rollout, router.namespace = rollout, rollout["metadata"]["namespace"]
+        router.names, router.field_manager = names, field_manager
+        return router
+
     def _get(self, group: str, version: str, plural: str, name: str) -> dict[str, Any] | None:
         try:
             resp: Any = self.custom.get_namespaced_custom_object(
@@ -260,15 +273,23 @@ class GatewayAPIRouter:
         rules, mirror_spec = render_rules(route, self.names, state, self.mirror_service())
         if mirror_spec is not None:
             self._apply_mirror_service(mirror_spec)
+        metadata: dict[str, Any] = {
+            "name": self.names.route,
+            "namespace": self.namespace,
+            # The rules were computed from this version: a concurrent edit makes the apply fail (409), not merge.
+            "resourceVersion": route["metadata"]["resourceVersion"],
+        }
+        if state != STABLE_ONLY:
+            # Who changed the route and how to undo it, for release_orphan when the rollout is deleted. Left out
+            # of the stable-only apply, so server-side apply removes them with the rest of what the router set.
+            metadata["annotations"] = {
+                ROLLOUT_ANNOTATION: self.rollout["metadata"]["name"],
+                NAMES_ANNOTATION: json.dumps(dataclasses.asdict(self.names), sort_keys=True),
+            }
         body = {
             "apiVersion": f"{ROUTE_GROUP}/{ROUTE_VERSION}",
             "kind": "HTTPRoute",
-            # The rules were computed from this version: a concurrent edit makes the apply fail (409), not merge.
-            "metadata": {
-                "name": self.names.route,
-                "namespace": self.namespace,
-                "resourceVersion": route["metadata"]["resourceVersion"],
-            },
+            "metadata": metadata,
             "spec": {"rules": rules},
         }
         try:
@@ -336,6 +357,46 @@ class GatewayAPIRouter:
         except ApiException as e:
             if e.status != 404:
                 raise
+
+
+def orphan_names(route: dict[str, Any]) -> tuple[str, RouteNames] | None:
+    """(rollout, names) recorded on a route the router changed, or None when it carries nothing of ours."""
+    annotations = (route.get("metadata") or {}).get("annotations") or {}
+    rollout, recorded = annotations.get(ROLLOUT_ANNOTATION), annotations.get(NAMES_ANNOTATION)
+    if not rollout or not recorded:
+        return None
+    try:
+        return rollout, RouteNames(**json.loads(recorded))
+    except (TypeError, ValueError):
+        return None
+
+
+def release_orphan(api: client.ApiClient, namespace: str, route_name: str, field_manager: str) -> bool:
+    """Put a route back to stable only when the ModelRollout that changed it no longer exists (it was deleted,
+    perhaps while the operator was down). Returns whether it released anything."""
+    custom = client.CustomObjectsApi(api)
+    try:
+        resp: Any = custom.get_namespaced_custom_object(
+            ROUTE_GROUP,
+            ROUTE_VERSION,
+            namespace,
+            ROUTE_PLURAL,
+            route_name,
+            _preload_content=False,
+            _request_timeout=res.request_timeout(custom),
+        )
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    route = dict(json.loads(resp.data))
+    found = orphan_names(route)
+    if found is None or res.get(custom, res.ROLLOUTS, namespace, found[0]) is not None:
+        return False
+    rollout = {"metadata": {"name": found[0], "namespace": namespace, "uid": ""}}
+    router = GatewayAPIRouter.for_names(api, rollout, found[1], field_manager)
+    router.remove()
+    return True
 
 
 def _owner(rollout: dict[str, Any]) -> dict[str, Any]:
