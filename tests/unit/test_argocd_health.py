@@ -411,6 +411,9 @@ def test_application_ignores_the_operators_fields() -> None:
     assert {"group": "apps", "kind": "Deployment", "managedFieldsManagers": [OperatorSettings().field_manager]} in app[
         "spec"
     ]["ignoreDifferences"]
+    route = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
+             "managedFieldsManagers": [OperatorSettings().field_manager]}
+    assert route in app["spec"]["ignoreDifferences"], "the router's HTTPRoute rules are not drift either"
     assert "RespectIgnoreDifferences=true" in app["spec"]["syncPolicy"]["syncOptions"]
     examples = Path(__file__).resolve().parents[2] / app["spec"]["source"]["path"]
     assert examples.is_dir()
