@@ -9,8 +9,9 @@ import re
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import kopf
 from kubernetes import client, config
@@ -30,7 +31,41 @@ from modelratchet.traffic.gateway_api import ROUTE_GROUP, ROUTE_PLURAL, ROUTE_VE
 
 log = logging.getLogger("modelratchet")
 
-_state: dict[str, Any] = {}
+
+
+class Ticker(Protocol):
+    def tick(self, namespace: str, name: str) -> float | None: ...
+
+
+@dataclass
+class Runtime:
+    """What the operator process holds while it runs: built once at start-up, read by every handler."""
+
+    api: client.ApiClient
+    custom: client.CustomObjectsApi
+    core: client.CoreV1Api
+    settings: OperatorSettings
+    reconciler: Ticker  # the Reconciler
+    scheduler: Scheduler | None = None
+    notifier: Any = None  # WebhookNotifier
+    elector: LeaseElector | None = None
+    # What the reconciler checks right before its writes (see leader.ensure_leader).
+    is_leader: Callable[[], bool] = field(default=lambda: True)
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("the operator has not started")
+    return _runtime
+
+
+def install(rt: Runtime | None) -> None:
+    """Make ``rt`` the runtime the handlers use (at start-up, and in tests)."""
+    global _runtime
+    _runtime = rt
 
 MAX_ERROR_MESSAGE = 1024
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -97,13 +132,13 @@ def _record_failure(key: Key, e: Exception) -> None:
     """Degraded=True with the error on the object's status, and a Warning Event when the error is new."""
     kind, namespace, name = key
     plural, _ = _KINDS[kind]
-    custom: client.CustomObjectsApi = _state["custom"]
+    custom = runtime().custom
     _health.unknown(key)
     message = describe_error(e)
     try:
         obj = res.set_degraded(custom, plural, namespace, name, message, now=_now())
         if obj is not None:
-            res.emit_event(_state["core"], obj, "Warning", "ReconcileError", message)
+            res.emit_event(runtime().core, obj, "Warning", "ReconcileError", message)
     except (res.Conflict, res.Gone, res.NotLeader):
         pass  # changed, deleted or not ours to write: the next attempt records it if it still fails
     except Exception as e2:  # e.g. the API server is what fails: the original error is what matters
@@ -115,7 +150,7 @@ def _record_success(key: Key) -> None:
     if _health.is_clean(key):
         return
     try:
-        res.set_degraded(_state["custom"], _KINDS[kind][0], namespace, name, None, now=_now())
+        res.set_degraded(runtime().custom, _KINDS[kind][0], namespace, name, None, now=_now())
     except (res.Conflict, res.NotLeader):
         return  # try again after the next clean reconcile
     except res.Gone:
@@ -132,15 +167,15 @@ def _work(key: Key) -> float | None:
     kind, namespace, name = key
     if kind == "route":
         # A route a deleted ModelRollout had changed goes back to stable only; errors back off like any work.
-        release_orphan(_state["api"], namespace, name, _state["settings"].field_manager)
+        rt = runtime()
+        release_orphan(rt.api, namespace, name, rt.settings.field_manager)
         return None
     try:
         with telemetry.RECONCILES_IN_FLIGHT.track_inprogress():
             if kind == "rollout":
-                reconciler: Reconciler = _state["reconciler"]
-                delay = reconciler.tick(namespace, name)
+                delay = runtime().reconciler.tick(namespace, name)
             else:
-                delay = reconcile_baseline(_state["custom"], namespace, name)
+                delay = reconcile_baseline(runtime().custom, namespace, name)
     except res.NotLeader:
         log.info("lost the lease during the reconcile of %s %s/%s; the leader carries on", kind, namespace, name)
         return STANDBY_RETRY
@@ -148,7 +183,7 @@ def _work(key: Key) -> float | None:
         telemetry.RECONCILE_ERRORS.labels(namespace, _KINDS[kind][1]).inc()
         _record_failure(key, e)
         raise
-    if delay is None and not _state.get("is_leader", _always)():
+    if delay is None and not runtime().is_leader():
         return STANDBY_RETRY  # a reconcile that stopped because the lease was lost: the object is not gone
     if delay is None:  # gone
         if kind == "rollout":
@@ -203,20 +238,20 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     reconciler = Reconciler(ours, api, MetricsProvider(), notifier, may_act=is_leader)
     scheduler = Scheduler(_work, workers=16, max_interval=ours.tick_seconds, is_leader=is_leader)
     telemetry.LEADER.set_function(lambda: float(is_leader()))
-    _state.update(
-        reconciler=reconciler,
-        scheduler=scheduler,
-        notifier=notifier,
+    rt = Runtime(
         api=api,
         custom=client.CustomObjectsApi(api),
         core=client.CoreV1Api(api),
         settings=ours,
-        # What the reconciler checks right before its writes (see leader.ensure_leader).
+        reconciler=reconciler,
+        scheduler=scheduler,
+        notifier=notifier,
+        elector=elector,
         is_leader=is_leader,
     )
+    install(rt)
     if elector is not None:
         elector.start()
-        _state["elector"] = elector
     scheduler.start()
     # Routes changed by rollouts deleted while no operator ran: found by the annotation the router leaves.
     threading.Thread(target=_sweep_routes, args=(api, scheduler, ours), name="route-sweep", daemon=True).start()
@@ -245,19 +280,23 @@ def _sweep_routes(api: client.ApiClient, scheduler: Scheduler, settings: Operato
 
 @kopf.on.cleanup()
 def shutdown(**_: Any) -> None:
-    if "elector" in _state:
-        _state["elector"].stop()
-    if "scheduler" in _state:
-        _state["scheduler"].stop()
-    if "notifier" in _state:
-        _state["notifier"].close(timeout=5.0)  # let queued notifications go out
+    rt = _runtime
+    if rt is None:
+        return
+    if rt.elector is not None:
+        rt.elector.stop()
+    if rt.scheduler is not None:
+        rt.scheduler.stop()
+    if rt.notifier is not None:
+        rt.notifier.close(timeout=5.0)  # let queued notifications go out
 
 
 @kopf.on.event(GROUP, VERSION, "modelrollouts")
 def rollout_event(type: str, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
     if namespace is None:
         return
-    scheduler: Scheduler = _state["scheduler"]
+    scheduler = runtime().scheduler
+    assert scheduler is not None
     if type == "DELETED":
         scheduler.forget(("rollout", namespace, name))
         telemetry.forget_rollout(namespace, name)
@@ -275,7 +314,8 @@ def rollout_event(type: str, namespace: str | None, name: str, body: kopf.Body, 
 def baseline_event(type: str, namespace: str | None, name: str, **_: Any) -> None:
     if namespace is None:
         return
-    scheduler: Scheduler = _state["scheduler"]
+    scheduler = runtime().scheduler
+    assert scheduler is not None
     if type == "DELETED":
         scheduler.forget(("baseline", namespace, name))
     else:
@@ -288,4 +328,6 @@ def canary_event(namespace: str | None, meta: kopf.Meta, **_: Any) -> None:
         return
     rollout = deps.rollout_of_canary(meta)
     if rollout:
-        _state["scheduler"].poke(("rollout", namespace, rollout))
+        scheduler = runtime().scheduler
+        assert scheduler is not None
+        scheduler.poke(("rollout", namespace, rollout))

@@ -12,6 +12,7 @@ from kubernetes import client
 from modelratchet import handlers
 from modelratchet.kube import resources as res
 from modelratchet.scheduler import Scheduler
+from modelratchet.settings import OperatorSettings
 
 from e2e.harness.wait import wait_for
 
@@ -50,9 +51,14 @@ class FlakyReconciler:
 @pytest.fixture
 def flaky(kube_api: client.ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlakyReconciler]:
     reconciler = FlakyReconciler()
-    monkeypatch.setitem(handlers._state, "reconciler", reconciler)
-    monkeypatch.setitem(handlers._state, "custom", client.CustomObjectsApi(kube_api))
-    monkeypatch.setitem(handlers._state, "core", client.CoreV1Api(kube_api))
+    rt = handlers.Runtime(
+        api=kube_api,
+        custom=client.CustomObjectsApi(kube_api),
+        core=client.CoreV1Api(kube_api),
+        settings=OperatorSettings(),
+        reconciler=reconciler,
+    )
+    monkeypatch.setattr(handlers, "_runtime", rt)
     yield reconciler
 
 
