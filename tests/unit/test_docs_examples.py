@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from modelratchet.api.baseline import ModelBaselineSpec
 from modelratchet.api.rollout import ModelRolloutSpec
 
