@@ -1,17 +1,20 @@
 """Webhooks reach only the addresses the operator allows, over the address it checked, in bounded time and bytes.
 
 Receivers are real HTTP servers on 127.0.0.1 (tests/unit/wire_peers.py); loopback is exactly the kind of
-address a webhook may not reach unless the operator allows it, so these tests allow it explicitly.
+address a webhook may not reach unless the operator allows it, so these tests allow it explicitly. No test
+measures how long a delivery took: a bound is shown by what happened (the error, the receiver seeing the client
+hang up, the number of attempts), and a call that does not end fails by joining its thread for HANG_GUARD seconds.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+from typing import Any, TypeVar
 
 import pytest
 from modelratchet.api.common import SecretKeySelector
@@ -26,13 +29,48 @@ from wire_peers import MiB, Peer, answer, flood, serving, tarpit
 pytestmark = pytest.mark.timeout(60)
 
 LOOPBACK = DestinationPolicy.parse(["127.0.0.0/8", "::1/128"])
-HANG_GUARD = 10
+HANG_GUARD = 30.0  # seconds a call's thread is joined for before the test fails as hung; not a measurement
+T = TypeVar("T")
 ROLLOUT: dict[str, Any] = {"metadata": {"name": "r", "namespace": "ns", "uid": "u"}, "spec": {"steps": []}}
 EVENT = Notify("promoted", "promoted v2", "v2")
 
 
 def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(text)
+
+
+def bounded(call: Callable[[], T]) -> T:
+    """``call()`` in a thread joined for at most HANG_GUARD seconds: still running by then, it hangs."""
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(call())
+        except BaseException as e:  # re-raised in the test's thread
+            errors.append(e)
+
+    thread = threading.Thread(target=run, name="bounded-call", daemon=True)
+    thread.start()
+    thread.join(HANG_GUARD)
+    assert not thread.is_alive(), f"the call was still running after {HANG_GUARD:g} s: its bound did not hold"
+    if errors:
+        raise errors[0]
+    return results[0]
+
+
+class WatchedTarpit:
+    """The tarpit of wire_peers, counting the connections whose client hung up while it was still dripping."""
+
+    def __init__(self) -> None:
+        self.hung_up = threading.Semaphore(0)  # released once per connection the client closed mid-answer
+
+    def __call__(self, peer: Peer, h: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        try:
+            tarpit(peer, h, stop)  # returns only once the peer stops; a closed connection makes a write fail
+        except (BrokenPipeError, ConnectionResetError):
+            self.hung_up.release()
+            raise
 
 
 # ------------------------------------------------------------------------------------------------ policy
@@ -189,12 +227,15 @@ def test_post_json_connects_to_the_given_addresses_without_resolving() -> None:
 
 
 def test_a_tarpit_receiver_is_given_up_on_within_the_timeout() -> None:
-    with serving(tarpit) as peer:
-        started = time.monotonic()
-        attempt = post_json(peer.url("/slow"), b"{}", 0.5, [(socket.AF_INET, ("127.0.0.1", peer.port))])
-        elapsed = time.monotonic() - started
+    """A byte every 100 ms never trips a per-read timeout; the POST's total timeout ends it."""
+    drip = WatchedTarpit()
+    with serving(drip) as peer:
+        address = [(socket.AF_INET, ("127.0.0.1", peer.port))]
+        attempt = bounded(lambda: post_json(peer.url("/slow"), b"{}", 0.5, address))
+        # The client gave up by itself and closed the connection: the tarpit, still dripping, found it closed.
+        assert drip.hung_up.acquire(timeout=HANG_GUARD), "the connection to the receiver was left open"
     assert attempt.status is None and attempt.error == "no response within 0.5s" and attempt.retryable
-    assert elapsed < 0.5 * HANG_GUARD
+    assert len(peer.requests) == 1
 
 
 def test_a_flooding_receiver_is_read_only_a_little() -> None:
@@ -227,16 +268,20 @@ def test_a_slow_receiver_does_not_hold_up_the_others(make_notifier: Callable[...
         assert notifier.pending() == 0 and not notifier.flush(timeout=0)  # the slow one is still in flight
 
 
-def test_a_delivery_holds_its_worker_for_a_bounded_time(make_notifier: Callable[..., WebhookNotifier]) -> None:
+def test_a_delivery_holds_its_worker_for_a_bounded_time(
+    make_notifier: Callable[..., WebhookNotifier], caplog: pytest.LogCaptureFixture
+) -> None:
     """A receiver that keeps asking to retry later is given up on once the delivery budget is spent."""
 
     def rate_limited(peer: Peer, h: Any, stop: threading.Event) -> None:
         peer.write(h, b"HTTP/1.1 429 Too Many\r\nRetry-After: 3600\r\nContent-Length: 0\r\n\r\n")
 
+    caplog.set_level(logging.WARNING, logger="modelratchet.notify")
     with serving(rate_limited) as peer:
         notifier = make_notifier(Urls(peer.url("/h")), destinations=LOOPBACK, timeout=1.0, delivery_budget=2.0)
-        started = time.monotonic()
-        [result] = notifier.send_now(ROLLOUT, [hook()], EVENT, {})
-        elapsed = time.monotonic() - started
+        # Waiting as asked (Retry-After, capped at a minute) would overrun the 2 s budget: the notifier gives up
+        # instead of holding its worker; a notifier that waited would still be in this call after HANG_GUARD.
+        [result] = bounded(lambda: notifier.send_now(ROLLOUT, [hook()], EVENT, {}))
     assert not result.delivered and result.status == 429 and result.attempts == 1
-    assert elapsed < 2.0 * HANG_GUARD
+    assert len(peer.requests) == 1  # five attempts were allowed; the budget, not the receiver, ended it
+    assert any("after 1 attempt(s), the 2s budget" in r.getMessage() for r in caplog.records), caplog.text
