@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections import defaultdict
 
+import pytest
 from modelratchet.scheduler import Key, Scheduler
+
+HANG_GUARD = 10.0  # seconds a wait may take before the test fails as hung; not a measurement
 
 
 def wait_until(predicate: object, timeout: float = 5.0) -> None:
@@ -50,20 +52,39 @@ def test_one_object_never_runs_twice_at_once_and_pokes_while_running_rerun() -> 
     assert len(runs) == 2  # five pokes during a run collapse into exactly one re-run
 
 
-def test_requeue_delay_is_honoured_and_capped() -> None:
-    times: list[float] = []
+def test_requeue_delay_is_honoured_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next look the work asks for is scheduled with its delay capped to max_interval; None forgets the object."""
+    key: Key = ("rollout", "ns", "a")
+    runs: list[Key] = []
+    third_done = threading.Event()
 
-    def work(key: Key) -> float | None:
-        times.append(time.monotonic())
-        return 100.0 if len(times) < 3 else None  # capped to max_interval
+    def work(k: Key) -> float | None:
+        runs.append(k)
+        if len(runs) < 3:
+            return 100.0  # capped to max_interval
+        third_done.set()
+        return None
 
     s = Scheduler(work, max_interval=0.2)
+    requested: list[float] = []  # every delay the object was (re)scheduled with, in order
+    poke = s.poke
+
+    def recording_poke(k: Key, delay: float = 0.0) -> None:
+        requested.append(delay)
+        poke(k, delay)
+
+    monkeypatch.setattr(s, "poke", recording_poke)
     s.start()
-    s.poke(("rollout", "ns", "a"))
-    wait_until(lambda: len(times) == 3)
-    s.stop()
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert all(0.15 <= g < 1.0 for g in gaps), gaps
+    s.poke(key)
+    try:
+        assert third_done.wait(HANG_GUARD), f"the work ran {runs}, not three times"
+        wait_until(lambda: s.known() == [])
+    finally:
+        s.stop()
+    assert runs == [key] * 3
+    # The first look was asked for now; each run asked for 100 s and was rescheduled 0.2 s out, not 100 s nor at
+    # once; the last returned None and was not rescheduled.
+    assert requested == [0.0, 0.2, 0.2]
 
 
 def test_a_failing_object_backs_off_and_others_keep_going() -> None:
