@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -105,13 +107,36 @@ def test_slow_checkpoint_adds_40ms(tmp_path: Path) -> None:
             for i in range(20):
                 post(f"{url}/predict", {"features": samples.features[i], "label": samples.labels[i]})
             metrics[label] = scrape_metrics(url)
+        logs = {label: server.log_path.read_text() for label, server in fleet.servers().items()}
     fast, slow = metrics["fast"], metrics["slow"]
-    # The sleep guarantees every slow request exceeds 40 ms; a loaded machine may delay a few fast ones.
-    assert slow['model_request_latency_seconds_bucket{le="0.04"}'] == 0
-    assert fast['model_request_latency_seconds_bucket{le="0.01"}'] >= 18
-    slow_mean = slow["model_request_latency_seconds_sum"] / slow["model_request_latency_seconds_count"]
-    assert 0.040 <= slow_mean < 0.1
+    # The latency each server was configured with, as it reports it.
+    assert "(extra latency 40 ms)" in logs["slow"] and "(extra latency 0 ms)" in logs["fast"]
+    # Its histogram: every slow request includes the server's 40 ms sleep, so all 20 fall above the 40 ms bucket
+    # (a sleep cannot be shorter than asked). Nothing is bounded from above: a loaded machine may slow any request.
+    latency = "model_request_latency_seconds"
+    assert slow[f"{latency}_count"] == fast[f"{latency}_count"] == 20
+    assert slow[f'{latency}_bucket{{le="0.04"}}'] == 0 and slow[f'{latency}_bucket{{le="+Inf"}}'] == 20
+    assert slow[f"{latency}_sum"] >= 20 * 0.040
     assert slow["model_correct_total"] == fast["model_correct_total"]  # same weights, same answers
+
+
+def test_only_the_slow_checkpoint_sleeps_its_40ms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The added latency is the server's own sleep, of exactly the checkpoint's 40 ms, once per prediction."""
+    import server
+
+    slept: list[float] = []
+    monkeypatch.setattr(server, "time", SimpleNamespace(sleep=slept.append, perf_counter=time.perf_counter))
+    samples = Samples.load()
+    for name, expected in (("v2-better", []), ("v4-slow", [0.040] * 3)):
+        slept.clear()
+        service = server.build_service(str(checkpoint_file(name)), name, "digits", checkpoint_file(name).parent, None)
+        for i in range(3):
+            service.predict({"features": samples.features[i], "label": samples.labels[i]})
+        assert slept == pytest.approx(expected), name
+        observed = service.registry.get_sample_value(
+            "model_request_latency_seconds_count", {"model": "digits", "checkpoint": name}
+        )
+        assert observed == 3  # every prediction observed, its sleep included
 
 
 def test_sigterm_exits_cleanly(fleet: ModelServerFleet) -> None:
