@@ -25,6 +25,9 @@ def test_exact_weights_hold_at_any_replica_count() -> None:
     # One target pod: a replica split could only offer 50%; a router gives 5% on one canary pod.
     sim = Sim(routed([{"setWeight": 5}, {"pause": {}}]), target_replicas=1)
     t = sim.tick()
+    # The route waits for the candidate's pod: no request is sent to a pod that cannot answer yet.
+    assert world_actions(t.actions) == [EnsureCanary("v2", 1)] and sim.route is None
+    t = sim.tick(1)
     assert world_actions(t.actions) == [EnsureCanary("v2", 1), SetRoute(RouteState(5))]
     t = sim.tick(1)
     assert t.status.current_step == 1 and sim.route == RouteState(5)
@@ -42,6 +45,7 @@ def test_canary_replicas_decide_the_pods_independently_of_the_share() -> None:
 def test_a_step_ends_only_once_the_route_is_accepted() -> None:
     sim = Sim(routed([{"setWeight": 25}, {"pause": {}}]), route_delay=3)
     sim.tick()
+    sim.tick(1)  # the canary is ready: the route is applied, then takes three looks to be accepted
     for _ in range(3):
         t = sim.tick(1)
         assert t.status.current_step == 0
@@ -70,16 +74,18 @@ def test_header_route_and_mirror_steps_then_promotion_leaves_stable_only() -> No
         {"pause": {"duration": "10s"}},
     ]
     sim = Sim(routed(steps), target_replicas=3)
-    t = sim.tick()
-    # Shadow traffic: one candidate pod, no weight.
+    sim.tick()
+    t = sim.tick(1)
+    # Shadow traffic: one candidate pod, no weight, mirrored once it is ready.
     assert world_actions(t.actions) == [EnsureCanary("v2", 1), SetRoute(RouteState(0, (), 100))]
     t = sim.tick(1)
-    assert t.status.current_step == 1 and t.status.serving_since == iso(1)
+    assert t.status.current_step == 1 and t.status.serving_since == iso(2)
     t = sim.tick(60)  # the shadow phase is judged by the same gates
     assert t.request is not None and t.request.window_seconds == 60.0
     sim.run_until(lambda s: s.route == RouteState(0, (("X-Canary", "yes", "Exact"),), 0))
     sim.run_until(lambda s: s.route == RouteState(5, (("X-Canary", "yes", "Exact"),), 0))
     sim.run_until(lambda s: s.phase == "Promoted", dt=5)
+    sim.tick(1)  # the canary goes once the route no longer sends it anything
     assert sim.route == STABLE_ONLY and sim.canary is None and sim.target_checkpoint == "v2"
     st = sim.status
     assert st is not None and st.header_route is None and st.mirror_percent is None and not st.canary_weight
@@ -87,23 +93,27 @@ def test_header_route_and_mirror_steps_then_promotion_leaves_stable_only() -> No
 
 def test_a_regressed_candidate_is_rolled_back_during_shadow_and_the_route_cleaned() -> None:
     sim = Sim(routed([{"setMirror": {"percent": 100}}, {"analyze": {"duration": "5m"}}, {"setWeight": 5}]))
-    sim.start()
+    sim.run_until(lambda s: s.status is not None and s.status.current_step == 1)
     sim.script = [report("failed")]
     t = sim.tick(30)
-    assert t.status.phase == "RolledBack"
-    assert world_actions(t.actions) == [DeleteCanary(), SetRoute(STABLE_ONLY)]
+    assert t.status.phase == "RolledBack" and "RolledBack" in events(t.actions)
+    # The route lets go of the candidate first; its pods go once the route, read back, no longer mirrors.
+    assert world_actions(t.actions) == [SetRoute(STABLE_ONLY)] and sim.canary is not None
+    t = sim.tick(1)
+    assert world_actions(t.actions) == [DeleteCanary()]
     assert sim.route == STABLE_ONLY and sim.canary is None and sim.target_checkpoint == "v1"
-    assert "RolledBack" in events(t.actions)
 
 
 def test_after_an_operator_outage_the_route_converges_to_the_stored_status() -> None:
     sim = Sim(routed([{"setWeight": 50}, {"analyze": {"duration": "5m"}}]))
-    sim.start()
+    sim.run_until(lambda s: s.status is not None and s.status.current_step == 1)
     sim.script = [report("failed")]
     t = sim.tick(30, apply=False)  # rollback stored; the operator died before touching the route
     assert t.status.phase == "RolledBack" and sim.route == RouteState(50)
     t = sim.tick(120)
-    assert world_actions(t.actions) == [DeleteCanary(), SetRoute(STABLE_ONLY)] and sim.route == STABLE_ONLY
+    assert world_actions(t.actions) == [SetRoute(STABLE_ONLY)] and sim.route == STABLE_ONLY
+    t = sim.tick(1)
+    assert world_actions(t.actions) == [DeleteCanary()] and sim.canary is None
     t = sim.tick(1)
     assert world_actions(t.actions) == []  # nothing left to do: no churn
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from modelratchet.api.rollout import ModelRolloutSpec, ModelRolloutStatus
 
 from .traffic import STABLE_ONLY, desired_route, receives_traffic, wanted_canary_replicas
-from .types import Action, DeleteCanary, EnsureCanary, SetRoute, SetTargetCheckpoint, World
+from .types import Action, DeleteCanary, EnsureCanary, RouteState, SetRoute, SetTargetCheckpoint, World
 
 
 def promoting(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> bool:
@@ -52,24 +52,43 @@ def canary_wanted(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> bool:
     return any(step.shifts_traffic for step in reached)
 
 
+def routable(spec: ModelRolloutSpec, status: ModelRolloutStatus, world: World) -> RouteState:
+    """The route to apply now: the stored share once the candidate's pods are all ready for it; until then what
+    the route already gives a candidate that has ready pods, and nothing to a candidate without any."""
+    route = desired_route(status)
+    if route == STABLE_ONLY or world.target is None:
+        return route
+    canary = world.canary
+    replicas = wanted_canary_replicas(spec, status, world.target.replicas)
+    if canary is None or canary.checkpoint != status.canary_checkpoint or canary.ready_replicas == 0:
+        return STABLE_ONLY
+    if canary.ready_replicas >= replicas and canary.replicas == replicas:
+        return route
+    return world.route.state if world.route is not None else STABLE_ONLY
+
+
 def plan(spec: ModelRolloutSpec, status: ModelRolloutStatus, world: World) -> list[Action]:
     """Actions that move the world toward ``status``, which must be the stored one."""
     target = world.target
     if target is None or target.error:
         return []  # references are broken (or the canary's name is taken): touch nothing
     actions: list[Action] = []
-    if canary_wanted(spec, status):
+    wanted = canary_wanted(spec, status)
+    if wanted:
         assert status.canary_checkpoint is not None
         # Level-based: recreated if lost, resized when the target scaled, re-cloned when its template changed.
         replicas = wanted_canary_replicas(spec, status, target.replicas)
         actions.append(EnsureCanary(status.canary_checkpoint, replicas))
-    elif world.canary is not None:
-        actions.append(DeleteCanary())
+    route_settled = True
     if spec.routed:
-        route = desired_route(status)
-        # Applied while the route differs from what the status says, or until the router accepted it.
+        route = routable(spec, status, world)
+        route_settled = world.route is not None and world.route.state == route and world.route.accepted
+        # Applied while the route differs from what it should be now, or until the router accepted it.
         if world.route is None or world.route.state != route or (route != STABLE_ONLY and not world.route.accepted):
             actions.append(SetRoute(route))
+    if not wanted and world.canary is not None and route_settled:
+        # With a router the canary keeps serving until the route, read back, no longer sends it anything.
+        actions.append(DeleteCanary())
     checkpoint = intended_target(spec, status)
     if checkpoint is not None and target.checkpoint != checkpoint and unvalidated_target(spec, status) is None:
         actions.append(SetTargetCheckpoint(checkpoint))
