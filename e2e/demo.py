@@ -1,7 +1,8 @@
-"""The demo: a local cluster, Prometheus, real model servers and the operator; one checkpoint promoted, one
-regressed checkpoint rolled back.
+"""The demo: a local cluster, Prometheus, pods that really serve behind a real gateway (Traefik), and the
+operator. A better checkpoint goes shadow -> 5% -> 25% -> promoted through the gateway; a regressed one is rolled
+back during its shadow phase, before any user got an answer from it.
 
-    python -m e2e.demo [--keep]
+    python -m e2e.demo [--keep]      (needs root: the pods' network is a network namespace)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from kubernetes import client, config
 
 from e2e.harness.cluster import LocalCluster, default_run_dir
+from e2e.harness.dataplane import DataPlane
 from e2e.harness.operator_proc import OperatorProcess
 from e2e.harness.prometheus import LocalPrometheus
 from e2e.harness.scenario import V1, V2, V3, Scenario, digits_baseline, rollout_spec
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     prometheus = LocalPrometheus(run_dir / "prometheus", owned=not args.keep)
     operator: OperatorProcess | None = None
     sc: Scenario | None = None
+    plane: DataPlane | None = None
     try:
         say("installing the ModelRatchet CRDs")
         cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
@@ -83,26 +86,45 @@ def main(argv: list[str] | None = None) -> int:
                                    log_dir=Path(tempfile.mkdtemp(prefix="modelratchet-demo-")))
         operator.start()
         print(f"    log: {operator.log_path}")
+        say("starting the data plane: a pod network, the pod supervisor, Traefik with the Gateway API")
+        plane = DataPlane(cluster, run_dir / "dataplane", prometheus=prometheus, owned=not args.keep)
+        plane.start()
+        print(f"    gateway at {plane.url}, up in {plane.startup_seconds:.1f}s")
         config.load_kube_config(config_file=kubeconfig)
         api = client.ApiClient()
         client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
-        sc = Scenario(api, NAMESPACE, prometheus, model="digits")
-        say("starting model servers for checkpoints v1 (good), v2 (better), v3 (regressed)")
+        sc = Scenario(api, NAMESPACE, prometheus, model="digits", data_plane=plane)
         sc.start_servers()
-        say("deploying digits-serving on v1 (3 replicas) and sending labelled traffic")
-        sc.deploy_target(V1)
-        sc.start_traffic()
-        sc.create("modelbaselines", "digits", digits_baseline("digits"))
+        say("deploying digits-serving on v1 with an HTTPRoute to its stable Service; labelled traffic via the gateway")
+        sc.deploy_target(V1, replicas=2, route_service=sc.stable_service)
+        sc.start_traffic(rate=100)
+        # At 5% of 100 requests/s the candidate sees 5 labelled answers a second: 20 make a judgement.
+        sc.create("modelbaselines", "digits", digits_baseline("digits", min_samples=20))
+        routing = {"gatewayAPI": {"httpRoute": sc.route, "stableService": sc.stable_service,
+                                  "mirror": "traefikService"}, "canaryReplicas": 1}
+        steps = [
+            {"setMirror": {"percent": 100}},
+            {"analyze": {"duration": "10s"}},
+            {"setMirror": {"percent": 0}},
+            {"setWeight": 5},
+            {"analyze": {"duration": "12s"}},
+            {"setWeight": 25},
+            {"analyze": {"duration": "6s"}},
+        ]
+        analysis = {"interval": "2s", "failureLimit": 0, "inconclusiveLimit": 8}
 
-        say(f"ModelRollout digits: roll out {V2}")
-        sc.create("modelrollouts", "digits", rollout_spec(sc.target, "digits", V2))
+        say(f"ModelRollout digits: roll out {V2}: shadow, then 5%, then 25% of requests")
+        sc.create("modelrollouts", "digits", rollout_spec(sc.target, "digits", V2, steps=steps, trafficRouting=routing,
+                                                           analysis=analysis))
         follow(sc, "digits", {"Promoted", "RolledBack"})
-        print(f"    target now serves {sc.target_checkpoint()}")
+        print(f"    target now serves {sc.target_checkpoint()}; answers seen by clients: {sc.answers()}")
 
-        say(f"roll out {V3} (a regressed checkpoint)")
+        say(f"roll out {V3} (a regressed checkpoint): judged on mirrored requests")
+        before = sc.answers().get(V3, 0)
         sc.patch_spec("modelrollouts", "digits", {"checkpoint": V3})
         follow(sc, "digits", {"RolledBack", "Promoted"})
-        print(f"    target still serves {sc.target_checkpoint()}")
+        print(f"    target still serves {sc.target_checkpoint()}; "
+              f"client answers from {V3}: {sc.answers().get(V3, 0) - before}")
 
         say("kubectl get mro,mb")
         print(cluster.kubectl("get", "mro,mb", "-n", NAMESPACE, "-o", "wide").stdout)
@@ -117,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             sc.close()
         if operator:
             operator.stop()
+        if plane and not args.keep:
+            plane.stop()
         if args.keep:
             say(f"left running: export KUBECONFIG={kubeconfig}  (stop: e2e/cluster.sh down --name demo)")
         else:
