@@ -175,6 +175,27 @@ def test_valid_resources_are_accepted_with_defaults(crds: list[str], kube_api: c
             id="tiers-out-of-order",
         ),
         pytest.param(
+            "ModelBaseline",
+            lambda s: s["metrics"][2].update(judge={"type": "histogram"}),
+            "spec.metrics[2].judge",
+            "a histogram judge needs bucketQuery",
+            id="histogram-without-bucket-query",
+        ),
+        pytest.param(
+            "ModelBaseline",
+            lambda s: s["metrics"][1].update(judge={"type": "mannWhitney"}),
+            "spec.metrics[1].query",
+            "a mannWhitney judge ranks per-request samples given to `modelratchet check`",
+            id="mann-whitney-on-a-query",
+        ),
+        pytest.param(
+            "ModelBaseline",
+            lambda s: s["metrics"][1].update(baselineEvidence={"samples": 2000, "exact": True}),
+            "spec.metrics[1].baselineEvidence",
+            "set samples (what the baseline was measured on) or exact: true",
+            id="evidence-samples-and-exact",
+        ),
+        pytest.param(
             "ModelRollout",
             lambda s: s["steps"][0].update(pause={}),
             "spec.steps[0]",
@@ -214,6 +235,10 @@ def test_invalid_resources_are_rejected_by_the_api_server(
                      id="delta-without-baseline"),
         pytest.param(lambda s: s["metrics"][0].update(baseline="yesterday"), 'baseline must be a number or "live"',
                      id="baseline-not-number-or-live"),
+        pytest.param(lambda s: _judge_from_buckets(s["metrics"][1]),
+                     'a histogram or mannWhitney judge compares with the stable checkpoint', id="histogram-static"),
+        pytest.param(lambda s: s["metrics"][2].update(baselineEvidence={"exact": True}),
+                     "baselineEvidence describes a static baseline value", id="evidence-on-live"),
     ],
 )
 def test_baseline_rules_are_enforced_by_the_admission_policy(
@@ -224,6 +249,11 @@ def test_baseline_rules_are_enforced_by_the_admission_policy(
     # A new policy is enforced once the API server has compiled it: allow it a few seconds.
     message = wait_for(lambda: _try_reject(kube_api, namespace, body), timeout=30, message="policy enforced")
     assert "ValidatingAdmissionPolicy" in message and expected in message, message
+
+
+def _judge_from_buckets(metric: dict[str, Any]) -> None:
+    metric.pop("query")
+    metric["judge"] = {"type": "histogram", "bucketQuery": "sum by (le) (x_bucket)"}
 
 
 def _try_reject(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> str | None:

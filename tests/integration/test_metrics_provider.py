@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import socket
 import threading
 import urllib.error
@@ -180,43 +179,6 @@ def test_sequential_counts_and_samples(prometheus: Any, served: Served) -> None:
     assert (base.successes, base.total, base.samples) == (160, 200, 200)
     assert base.value == pytest.approx(0.8)
     assert cand.error is None and base.error is None
-
-
-def test_mann_whitney_series_from_a_range_query_without_nan(prometheus: Any, served: Served) -> None:
-    score = served.gauges["score"].labels(served.model, "v2")
-    sel = f'mr_it_score{{model="{served.model}",checkpoint="v2"}}'
-
-    def scrapes() -> int:
-        return int(sample(prometheus, f"count_over_time({sel}[1h])") or 0)
-
-    # A few scrapes of each value, so the 1s steps of the range query see every stretch.
-    for value in (1.0, math.nan, 2.0):
-        score.set(value)
-
-        def enough(target: int = scrapes() + 3) -> bool:
-            return scrapes() >= target
-
-        wait_for(enough, SCRAPE_TIMEOUT, message=f"3 scrapes of {value}")
-    raw = prometheus.query(f"{sel}[1h]")[0]["values"]
-    assert "NaN" in {v for _, v in raw}
-    baseline = spec(
-        served.model,
-        {
-            "name": "score",
-            "baseline": "live",
-            "threshold": {"type": "ratio", "value": 0.1},
-            "query": f"max(mr_it_score{{{SEL}}})",
-            "judge": {"type": "mannWhitney", "step": "1s"},
-        },
-    )
-    obs = observe(prometheus, baseline)
-    assert obs.problems == []
-    series = obs.candidate["score"].series
-    assert series is not None and len(series) >= 3
-    assert set(series) == {1.0, 2.0}  # the NaN stretch is dropped
-    assert series[0] == 1.0 and series[-1] == 2.0
-    base = obs.baseline["score"].series
-    assert base is not None and len(base) >= 3 and set(base) == {3.0}
 
 
 def test_empty_vector_is_a_problem(prometheus: Any, served: Served) -> None:

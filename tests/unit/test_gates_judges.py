@@ -6,15 +6,19 @@ The judges are replaced by a recording stand-in with the same interface, so thes
 
 from __future__ import annotations
 
+import math
 import sys
 import types
 from dataclasses import dataclass, field
 from typing import Any
 
 import modelratchet
+import modelratchet.judges.buckets as real_buckets
+import modelratchet.judges.spending as real_spending
 import pytest
 from modelratchet.api.baseline import ModelBaselineSpec, Threshold
-from modelratchet.gates import Observation, evaluate
+from modelratchet.api.rollout import MetricResult, RecordedEvidence
+from modelratchet.gates import Histogram, Observation, Schedule, evaluate
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,9 @@ class Judges:
     def mann_whitney(self, **kwargs: Any) -> Answer:
         return self._called("mannWhitney", kwargs)
 
+    def histogram(self, **kwargs: Any) -> Answer:
+        return self._called("histogram", kwargs)
+
 
 @pytest.fixture
 def judges(monkeypatch: pytest.MonkeyPatch) -> Judges:
@@ -54,8 +61,12 @@ def judges(monkeypatch: pytest.MonkeyPatch) -> Judges:
     module = types.ModuleType("modelratchet.judges")
     module.sequential_rate = fake.sequential_rate  # type: ignore[attr-defined]
     module.mann_whitney = fake.mann_whitney  # type: ignore[attr-defined]
+    module.histogram = fake.histogram  # type: ignore[attr-defined]
+    module.per_bucket = real_buckets.per_bucket  # type: ignore[attr-defined]
+    module.Counts = real_buckets.Counts  # type: ignore[attr-defined]
     module.JudgeResult = Answer  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "modelratchet.judges", module)
+    monkeypatch.setitem(sys.modules, "modelratchet.judges.spending", real_spending)
     monkeypatch.setattr(modelratchet, "judges", module, raising=False)
     return fake
 
@@ -103,6 +114,7 @@ def test_sequential_against_a_static_rate(judges: Judges) -> None:
         "ci_high": 0.01,
         "samples": 1000,
         "expected_more": None,
+        "information_fraction": None,
     }
     assert r.threshold is not None and r.threshold.value == 0.03
     assert (result.verdict, result.pending, result.decided, result.waiting) == ("passed", False, True, ())
@@ -113,6 +125,7 @@ def test_sequential_against_a_static_rate(judges: Judges) -> None:
         "ciHigh": 0.01,
         "samples": 1000,
         "expectedMore": None,
+        "informationFraction": None,
     }
 
 
@@ -262,7 +275,7 @@ def test_sequential_judge_needs_a_delta_or_ratio_threshold(judges: Judges) -> No
 
 
 def test_mann_whitney_judge_needs_a_live_baseline() -> None:
-    with pytest.raises(ValueError, match='latency: a mannWhitney judge needs baseline: "live"'):
+    with pytest.raises(ValueError, match='latency: a mannWhitney judge compares with the stable checkpoint: it needs'):
         spec_of({**latency({"type": "ratio", "value": 0.2}), "baseline": 0.02})
 
 
@@ -352,10 +365,10 @@ def test_mann_whitney_arguments(
 def test_mann_whitney_needs_both_series(judges: Judges) -> None:
     spec = spec_of(latency({"type": "ratio", "value": 0.2}))
     no_candidate = evaluate(spec, {"latency": Observation(value=0.05)}, {"latency": FAST}).results[0]
-    assert no_candidate.message == "latency: the mannWhitney judge needs the candidate's samples over the window"
+    assert no_candidate.message == "latency: the mannWhitney judge needs the candidate's per-request samples"
     no_baseline = evaluate(spec, {"latency": SLOW}, {"latency": Observation(value=0.02)}).results[0]
     assert no_baseline.message == (
-        "latency: baseline missing: the mannWhitney judge needs the stable checkpoint's samples over the window"
+        "latency: baseline missing: the mannWhitney judge needs the stable checkpoint's per-request samples"
     )
     assert [no_candidate.outcome, no_baseline.outcome] == ["inconclusive", "inconclusive"]
     assert judges.calls == []
@@ -435,3 +448,162 @@ def test_real_sequential_judge_waits_for_samples() -> None:
         False,
         ("accuracy",),
     )
+
+
+# ------------------------------------------------------------------------------------ histogram judge wiring
+
+INF = math.inf
+
+
+def histogram_metric(**judge: Any) -> dict[str, Any]:
+    return {
+        "name": "latency",
+        "direction": "lowerIsBetter",
+        "baseline": "live",
+        "threshold": {"type": "ratio", "value": 0.1},
+        "judge": {"type": "histogram", "bucketQuery": "q", **judge},
+    }
+
+
+# The candidate has an extra bucket (0.2) the stable checkpoint lacks; their windows overlap at t = 30 and 60 only.
+CANDIDATE_H = Histogram(
+    bounds=(0.1, 0.2, 0.5, INF),
+    times=(30.0, 60.0, 90.0),
+    windows=((2, 3, 5, 6), (1, 1, 4, 4), (9, 9, 9, 9)),
+    step=30.0,
+)
+STABLE_H = Histogram(
+    bounds=(0.1, 0.5, INF), times=(0.0, 30.0, 60.0), windows=((7, 7, 7), (20, 40, 45), (10, 30, 30)), step=30.0
+)
+
+
+def test_histogram_judge_gets_aligned_windows_on_shared_buckets(judges: Judges) -> None:
+    schedule = Schedule(look=7, planned=20, final=False, ahead=12.0, interval_seconds=15.0, share=(0.25, 1.0))
+    result = evaluate(
+        spec_of(histogram_metric()),
+        {"latency": Observation(histogram=CANDIDATE_H)},
+        {"latency": Observation(histogram=STABLE_H)},
+        schedule=schedule,
+    )
+    [(kind, kwargs)] = judges.calls
+    assert kind == "histogram"
+    assert kwargs == {
+        "bounds": [0.1, 0.5, INF],  # the 0.2 bucket folds into the next one both arms share
+        "candidate": [(2.0, 3.0, 1.0), (1.0, 3.0, 0.0)],
+        "baseline": [(20.0, 20.0, 5.0), (10.0, 20.0, 0.0)],
+        "direction": "lowerIsBetter",
+        "min_effect": 0.1,
+        "alpha": 0.01,
+        "frozen_baseline": False,
+        "ahead": 6.0,  # 12 intervals of 15 s are 6 windows of 30 s
+        "final": False,
+        "span": (0.25, 1.0),
+    }
+    [r] = result.results
+    # The value shown is Prometheus's histogram_quantile(0.5) of all the candidate's windows: 9.5 of 19 in le=0.1.
+    assert r.value == pytest.approx(0.1 * 9.5 / 12) and r.judge is not None
+    assert r.baseline_evidence == RecordedEvidence(bounds=[0.1, 0.5], counts=[30.0, 40.0, 5.0])
+
+
+def test_histogram_judge_refuses_extrapolated_counts(judges: Judges) -> None:
+    extrapolated = Histogram(bounds=(0.1, INF), times=(30.0,), windows=((1.2, 3.6),), step=30.0)
+    stable = Histogram(bounds=(0.1, INF), times=(30.0,), windows=((1.0, 3.0),), step=30.0)
+    [r] = evaluate(
+        spec_of(histogram_metric()),
+        {"latency": Observation(histogram=extrapolated)},
+        {"latency": Observation(histogram=stable)},
+    ).results
+    assert r.outcome == "inconclusive" and "not whole numbers" in r.message
+    assert judges.calls == []
+
+
+def test_histogram_judge_needs_the_inf_bucket_in_both_arms(judges: Judges) -> None:
+    cut = Histogram(bounds=(0.1, 0.5), times=(30.0,), windows=((1.0, 3.0),), step=30.0)
+    [r] = evaluate(
+        spec_of(histogram_metric(minEffect=0.02)),
+        {"latency": Observation(histogram=CANDIDATE_H)},
+        {"latency": Observation(histogram=cut)},
+    ).results
+    assert r.outcome == "inconclusive" and 'le="+Inf"' in r.message
+    assert judges.calls == []
+
+
+def test_histogram_judge_against_recorded_counts_after_promotion(judges: Judges) -> None:
+    from modelratchet.analysis import recorded_observation
+
+    recorded = MetricResult(
+        metric="latency",
+        baseline=0.2,
+        outcome="passed",
+        severity="critical",
+        baseline_evidence=RecordedEvidence(bounds=[0.1, 0.5], counts=[30.0, 40.0, 5.0]),
+    )
+    base = recorded_observation(recorded)
+    assert base is not None and base.frozen
+    [r] = evaluate(
+        spec_of(histogram_metric(minEffect=0.02)), {"latency": Observation(histogram=CANDIDATE_H)}, {"latency": base}
+    ).results
+    [(_, kwargs)] = judges.calls
+    # Every candidate window (no alignment needed), against one row of frozen counts.
+    assert kwargs["frozen_baseline"] is True and kwargs["min_effect"] == 0.02
+    assert kwargs["baseline"] == [(30.0, 40.0, 5.0)]
+    assert kwargs["candidate"] == [(2.0, 3.0, 1.0), (1.0, 3.0, 0.0), (9.0, 0.0, 0.0)]
+    assert r.baseline_evidence is None  # recorded evidence is not recorded again
+
+
+def test_static_baseline_with_evidence_is_a_frozen_two_sample_arm(judges: Judges) -> None:
+    metric = sequential({"type": "delta", "value": 0.03}, baseline=0.92, baselineEvidence={"samples": 2000})
+    evaluate(spec_of(metric), {"accuracy": COUNTS})
+    [(_, kwargs)] = judges.calls
+    assert kwargs["baseline_successes"] == pytest.approx(1840.0) and kwargs["baseline_total"] == 2000.0
+    assert kwargs["frozen_baseline"] is True and "baseline_rate" not in kwargs
+
+
+def test_static_baseline_declared_exact_is_a_known_rate(judges: Judges) -> None:
+    metric = sequential({"type": "delta", "value": 0.03}, baseline=0.92, baselineEvidence={"exact": True})
+    evaluate(spec_of(metric), {"accuracy": COUNTS})
+    assert judges.calls[0][1]["baseline_rate"] == 0.92
+
+
+def test_recorded_counts_replace_the_recorded_point_after_promotion(judges: Judges) -> None:
+    from modelratchet.analysis import recorded_observation
+
+    recorded = MetricResult(
+        metric="accuracy",
+        baseline=0.9,
+        outcome="passed",
+        severity="critical",
+        baseline_evidence=RecordedEvidence(successes=900.0, total=1000.0),
+    )
+    spec = spec_of(sequential({"type": "delta", "value": 0.03}, baseline="live"))
+    evaluate(spec, {"accuracy": COUNTS}, {"accuracy": recorded_observation(recorded)})
+    [(_, kwargs)] = judges.calls
+    assert (kwargs["baseline_successes"], kwargs["baseline_total"], kwargs["frozen_baseline"]) == (900.0, 1000.0, True)
+    # An entry recorded before counts were kept still works, as a point.
+    old = recorded.model_copy(update={"baseline_evidence": None})
+    assert recorded_observation(old) == Observation(value=0.9)
+
+
+def test_live_counts_are_recorded_as_evidence(judges: Judges) -> None:
+    spec = spec_of(sequential({"type": "delta", "value": 0.03}, baseline="live"))
+    [r] = evaluate(spec, {"accuracy": COUNTS}, {"accuracy": Observation(successes=900, total=1000)}).results
+    assert r.baseline_evidence == RecordedEvidence(successes=900, total=1000)
+
+
+def test_a_windows_share_of_the_budget_lowers_the_sequential_judges_alpha(judges: Judges) -> None:
+    spec = spec_of(sequential({"type": "delta", "value": 0.03}))
+    evaluate(spec, {"accuracy": COUNTS}, schedule=Schedule(share=(0.0, 0.5)))
+    evaluate(spec, {"accuracy": COUNTS}, schedule=Schedule(share=(0.5, 1.0)))
+    first, second = (kw["alpha"] for _, kw in judges.calls)
+    assert first + second == pytest.approx(0.01)
+    assert first == pytest.approx(real_spending.spent(0.01, 0.5))
+
+
+def test_real_histogram_judge_catches_a_slower_candidate() -> None:
+    slow = Histogram(bounds=(0.05, 0.1, 0.25, INF), times=(30.0,), windows=((10, 60, 380, 400),), step=30.0)
+    fast = Histogram(bounds=(0.05, 0.1, 0.25, INF), times=(30.0,), windows=((80, 220, 390, 400),), step=30.0)
+    spec = spec_of(histogram_metric())
+    [r] = evaluate(spec, {"latency": Observation(histogram=slow)}, {"latency": Observation(histogram=fast)}).results
+    assert r.outcome == "failed" and r.judge is not None and r.judge.judge == "histogram"
+    assert r.judge.estimate is not None and r.judge.estimate > 0.1
+    assert r.judge.information_fraction == pytest.approx(1.0)

@@ -282,11 +282,39 @@ def test_zero_baseline_error_rate() -> None:
         candidate_successes=0, candidate_total=5000, baseline_rate=0.0, direction="lowerIsBetter", min_regression=0.002
     )
     assert clean.decision == "pass"
-    dirty = sequential_rate(
+    # One error is no longer infinitely unlikely under "no regression": it does not fail by itself.
+    one = sequential_rate(
         candidate_successes=1, candidate_total=50, baseline_rate=0.0, direction="lowerIsBetter", min_regression=0.002
     )
-    assert dirty.decision == "fail"
-    json.dumps(dirty.details, allow_nan=False)
+    assert one.decision == "continue" and math.isfinite(one.details["llr"])
+    assert one.details["h1_baseline_bad_rate"] == pytest.approx(0.0002)  # tested at a tenth of min_regression
+    json.dumps(one.details, allow_nan=False)
+    dirty = sequential_rate(
+        candidate_successes=12, candidate_total=1000, baseline_rate=0.0, direction="lowerIsBetter", min_regression=0.002
+    )
+    assert dirty.decision == "fail" and dirty.estimate == pytest.approx(0.012)
+
+
+def test_zero_baseline_rate_keeps_alpha_for_rates_below_a_tenth_of_the_regression() -> None:
+    # A candidate erring at 0.0002 (a tenth of the regression that matters) against a static 0: before, its
+    # first error failed it at once (most runs); now the test holds alpha there, with looks every 100 requests.
+    rng = np.random.default_rng(21)
+    runs, alpha, fails = 300, 0.05, 0
+    for _ in range(runs):
+        errors = np.cumsum(rng.binomial(100, 0.0002, 200))
+        for i, e in enumerate(errors):
+            r = sequential_rate(
+                candidate_successes=float(e),
+                candidate_total=100.0 * (i + 1),
+                baseline_rate=0.0,
+                direction="lowerIsBetter",
+                min_regression=0.002,
+                alpha=alpha,
+            )
+            if r.decision != "continue":
+                fails += r.decision == "fail"
+                break
+    assert fails / runs <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / runs)
 
 
 def test_huge_counts_stay_finite() -> None:

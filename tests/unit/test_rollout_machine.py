@@ -416,8 +416,9 @@ def test_each_analyze_step_needs_its_own_look_even_after_earlier_passes() -> Non
     assert t.status.current_step == 2 and t.status.last_verdict == "passed"
     t = sim.tick(20)  # t=51: step 2's 10s are over, but it has not looked yet
     assert t.status.current_step == 2 and t.status.analysis_count == 0
-    t = sim.tick(10)  # t=61: its first look
-    assert t.request is not None and t.request.look == 1 and t.status.current_step == 3
+    t = sim.tick(10)  # t=61: its first look, the rollout's second (the judges' budget spans both steps)
+    assert t.request is not None and (t.request.look, t.request.max_looks, t.request.final) == (2, 2, True)
+    assert t.status.current_step == 3 and t.status.looks == 2
 
 
 def test_decided_pass_ends_the_analysis_early() -> None:

@@ -436,7 +436,8 @@ def test_watch_analyses_judge_the_promoted_checkpoint_against_the_previous_one()
     assert r is not None
     assert (r.stage, r.checkpoint, r.stable_checkpoint) == ("postPromotion", "v2", "v1")
     assert (r.look, r.max_looks, r.window_seconds, r.interval_seconds) == (1, 4, 30.0, 30.0)
-    assert r.recorded_baselines == {"accuracy": 0.92}  # what v1 measured during v2's canary
+    # What v1 measured during v2's canary (its value, and its counts when the canary recorded them).
+    assert {k: v.baseline for k, v in r.recorded_baselines.items()} == {"accuracy": 0.92}
     h = (t.status.history or [])[0]
     assert (h.id, h.stage, h.step, h.checkpoint, h.verdict) == (3, "postPromotion", None, "v2", "passed")
     assert t.decision.requeue_after == 30.0
@@ -487,7 +488,8 @@ def test_recorded_baselines_skip_metrics_without_a_baseline() -> None:
     sim.tick(1)
     assert sim.phase == "Promoted"
     t = sim.tick(30)
-    assert t.request is not None and t.request.recorded_baselines == {"accuracy": 0.91}
+    assert t.request is not None
+    assert {k: v.baseline for k, v in t.request.recorded_baselines.items()} == {"accuracy": 0.91}
 
 
 def test_a_regression_after_promotion_reverts_to_the_previous_checkpoint() -> None:

@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
 from .common import (
-    DURATION_PATTERN,
     ApiModel,
     Condition,
     Direction,
@@ -20,7 +19,7 @@ from .common import (
 )
 
 ThresholdType = Literal["min", "max", "delta", "ratio"]
-JudgeType = Literal["threshold", "sequential", "mannWhitney"]
+JudgeType = Literal["threshold", "sequential", "histogram", "mannWhitney"]
 Verdict = Literal["passed", "warning", "failed", "inconclusive"]
 
 # A number, or the word "live" (measure the stable checkpoint over the same window). CRD schemas have no
@@ -134,8 +133,10 @@ class Judge(ApiModel):
     type: JudgeType = Field(
         default="threshold",
         description="threshold: compare the value with the threshold at every look. sequential: an "
-        "always-valid sequential test on counts (rates such as accuracy or error rate). mannWhitney: "
-        "a rank test of candidate vs stable samples (continuous metrics such as latency).",
+        "always-valid sequential test on counts (rates such as accuracy or error rate). histogram: "
+        "stratified rank tests on the per-bucket counts of a Prometheus histogram (latency), with alpha "
+        "spending over the rollout's looks. mannWhitney: a rank test of per-request samples given to "
+        "`modelratchet check` (not live: a range query of an aggregate is not per-request samples).",
     )
     alpha: float = Field(
         default=0.01, gt=0, le=0.5, description="Tolerated false-rollback rate of the statistical judges."
@@ -155,16 +156,19 @@ class Judge(ApiModel):
         description="sequential: PromQL template for the count of trials (e.g. labelled predictions) "
         "over {{ window }}.",
     )
-    step: str | None = Field(
+    bucket_query: str | None = Field(
         default=None,
-        pattern=DURATION_PATTERN,
-        description="mannWhitney: resolution of the range query that yields samples (default 10s).",
+        max_length=4096,
+        description="histogram: PromQL template returning one series per le bucket with the exact number of "
+        "requests of the last {{ interval }} (run as a range query, one point per interval since the rollout "
+        "began), e.g. sum by (le) (clamp_min(x_bucket{...} - x_bucket{...} offset {{ interval }}, 0)). "
+        "increase() and rate() extrapolate, so their non-integer counts are refused.",
     )
     min_effect: float | None = Field(
         default=None,
         ge=0,
-        description="mannWhitney: relative shift below which a difference is not a regression "
-        "(default: the ratio threshold, or 5%).",
+        description="histogram and mannWhitney: relative worsening below which a difference is not a "
+        "regression (default: the ratio threshold, or 5%).",
     )
 
     model_config = ApiModel.model_config | {
@@ -174,6 +178,15 @@ class Judge(ApiModel):
                     "self.type != 'sequential' || (has(self.successQuery) && has(self.totalQuery))",
                     "a sequential judge needs successQuery and totalQuery",
                 ),
+                cel(
+                    "self.type != 'histogram' || has(self.bucketQuery)",
+                    "a histogram judge needs bucketQuery",
+                ),
+                cel(
+                    "!has(self.bucketQuery) || self.type == 'histogram'",
+                    "bucketQuery is only read by a histogram judge",
+                    field_path=".bucketQuery",
+                ),
             ]
         }
     }
@@ -182,6 +195,47 @@ class Judge(ApiModel):
     def _check(self) -> Judge:
         if self.type == "sequential" and (self.success_query is None or self.total_query is None):
             raise ValueError("a sequential judge needs successQuery and totalQuery")
+        if self.type == "histogram" and self.bucket_query is None:
+            raise ValueError("a histogram judge needs bucketQuery")
+        if self.bucket_query is not None and self.type != "histogram":
+            raise ValueError("bucketQuery is only read by a histogram judge")
+        return self
+
+    @property
+    def statistical(self) -> bool:
+        return self.type != "threshold"
+
+
+class BaselineEvidence(ApiModel):
+    """What a static baseline value was measured on, so a statistical judge can weigh it."""
+
+    samples: int | None = Field(
+        default=None,
+        ge=1,
+        le=10**12,
+        description="Samples the value was measured on (for a rate: the trials, so that value x samples were "
+        "successes). The sequential judge then compares the candidate with these frozen counts, two-sample.",
+    )
+    exact: bool | None = Field(
+        default=None,
+        description="true: the value is known exactly (a contract, a specification), not an estimate.",
+    )
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.samples) != (has(self.exact) && self.exact)",
+                    "set samples (what the baseline was measured on) or exact: true",
+                )
+            ]
+        }
+    }
+
+    @model_validator(mode="after")
+    def _one(self) -> BaselineEvidence:
+        if (self.samples is not None) == bool(self.exact):
+            raise ValueError("set samples (what the baseline was measured on) or exact: true")
         return self
 
 
@@ -199,6 +253,12 @@ class MetricSpec(ApiModel):
         default="higherIsBetter", description="higherIsBetter (e.g. accuracy) or lowerIsBetter (e.g. loss)."
     )
     baseline: BaselineValue | None = None
+    baseline_evidence: BaselineEvidence | None = Field(
+        default=None,
+        description="For a static baseline: the samples it was measured on, or exact: true. Without either, a "
+        "statistical judge takes the value as exact and the ModelBaseline says so in its BaselineEvidence "
+        "condition: an estimate treated as exact inflates the false-rollback rate.",
+    )
     threshold: Threshold = Field(description="The rule the metric must satisfy.")
     severity: Severity = Field(
         default="critical",
@@ -233,6 +293,17 @@ class MetricSpec(ApiModel):
                     "a sequential judge needs a delta or ratio threshold",
                     field_path=".threshold",
                 ),
+                cel(
+                    "!has(self.judge) || !has(self.judge.type) || self.judge.type != 'mannWhitney' || !has(self.query)",
+                    "a mannWhitney judge ranks per-request samples given to `modelratchet check`; judge live "
+                    "latency from its histogram buckets with judge type histogram",
+                    field_path=".query",
+                ),
+                cel(
+                    "!has(self.judge) || !has(self.judge.type) || self.judge.type != 'histogram' || !has(self.query)",
+                    "a histogram judge reads judge.bucketQuery; remove query",
+                    field_path=".query",
+                ),
             ]
         }
     }
@@ -260,9 +331,39 @@ class MetricSpec(ApiModel):
         if self.judge is not None and self.judge.type == "sequential" and self.threshold.type not in ("delta", "ratio"):
             raise ValueError(f"{self.name}: a sequential judge needs a delta or ratio threshold")
         # A rank test compares the candidate's samples with the stable checkpoint's.
-        if self.judge is not None and self.judge.type == "mannWhitney" and not self.is_live:
-            raise ValueError(f'{self.name}: a mannWhitney judge needs baseline: "live"')
+        kind = self.judge.type if self.judge is not None else "threshold"
+        if kind in ("mannWhitney", "histogram") and not self.is_live:
+            raise ValueError(
+                f'{self.name}: a {kind} judge compares with the stable checkpoint: it needs baseline: "live"'
+            )
+        if kind == "mannWhitney" and self.query is not None:
+            raise ValueError(
+                f"{self.name}: a mannWhitney judge ranks per-request samples given to `modelratchet check`; "
+                "judge live latency from its histogram buckets with judge type histogram"
+            )
+        if kind == "histogram" and self.query is not None:
+            raise ValueError(f"{self.name}: a histogram judge reads judge.bucketQuery; remove query")
+        if self.baseline_evidence is not None and not isinstance(self.baseline, float):
+            raise ValueError(f"{self.name}: baselineEvidence describes a static baseline value, not a live one")
+        if (
+            self.baseline_evidence is not None
+            and self.baseline_evidence.samples is not None
+            and kind == "sequential"
+            and isinstance(self.baseline, float)
+            and not 0.0 <= self.baseline <= 1.0
+        ):
+            raise ValueError(f"{self.name}: baselineEvidence.samples needs a rate in [0, 1] as the baseline")
         return self
+
+    @property
+    def unevidenced(self) -> bool:
+        """A static baseline that a statistical judge will take as exact although nobody said it is."""
+        return (
+            self.judge is not None
+            and self.judge.type == "sequential"
+            and isinstance(self.baseline, float)
+            and self.baseline_evidence is None
+        )
 
     @property
     def is_live(self) -> bool:

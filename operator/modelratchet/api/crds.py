@@ -223,6 +223,16 @@ BASELINE_POLICY_RULES = [
         "|| type(m.baseline) == string || double(m.baseline) != 0.0)",
         "spec.metrics: a ratio threshold needs a non-zero baseline",
     ),
+    (
+        "object.spec.metrics.all(m, !has(m.judge) || !has(m.judge.type) "
+        "|| !(m.judge.type in ['histogram', 'mannWhitney']) "
+        "|| (has(m.baseline) && type(m.baseline) == string && m.baseline == 'live'))",
+        'spec.metrics: a histogram or mannWhitney judge compares with the stable checkpoint: it needs baseline: "live"',
+    ),
+    (
+        "object.spec.metrics.all(m, !has(m.baselineEvidence) || (has(m.baseline) && type(m.baseline) != string))",
+        "spec.metrics: baselineEvidence describes a static baseline value, not a live one",
+    ),
 ]
 
 

@@ -336,12 +336,34 @@ class ThresholdSummary(StatusModel):
 class JudgeFigures(StatusModel):
     """What a statistical judge saw."""
 
-    judge: str = Field(description="threshold, sequential or mannWhitney.")
-    estimate: float | None = Field(default=None, description="Estimated effect.")
+    judge: str = Field(description="threshold, sequential, histogram or mannWhitney.")
+    estimate: float | None = Field(
+        default=None, description="Estimated effect (histogram: relative worsening of a typical request)."
+    )
     ci_low: float | None = Field(default=None, description="Lower confidence bound.")
     ci_high: float | None = Field(default=None, description="Upper confidence bound.")
     samples: int | None = Field(default=None, description="Samples seen.")
     expected_more: int | None = Field(default=None, description="Samples it expects to still need.")
+    information_fraction: float | None = Field(
+        default=None,
+        description="histogram: information so far over that expected at the rollout's last planned look; "
+        "the share of the false-rollback budget it may have spent.",
+    )
+
+
+class RecordedEvidence(StatusModel):
+    """The counts behind a baseline arm's value, kept so a later judge can weigh it (after promotion)."""
+
+    successes: float | None = Field(default=None, description="sequential: successes of the stable checkpoint.")
+    total: float | None = Field(default=None, description="sequential: trials of the stable checkpoint.")
+    bounds: list[float] | None = Field(
+        default=None, max_length=64, description="histogram: the finite bucket upper bounds (le), increasing."
+    )
+    counts: list[float] | None = Field(
+        default=None,
+        max_length=65,
+        description="histogram: requests per bucket (not cumulative), one more than bounds: the last is +Inf.",
+    )
 
 
 class MetricResult(StatusModel):
@@ -357,6 +379,9 @@ class MetricResult(StatusModel):
     threshold: ThresholdSummary | None = None
     message: str = ""
     judge: JudgeFigures | None = None
+    baseline_evidence: RecordedEvidence | None = Field(
+        default=None, description="The stable checkpoint's counts behind baseline (canary analyses)."
+    )
 
 
 class HistoryEntry(StatusModel):
@@ -408,6 +433,11 @@ class ModelRolloutStatus(StatusModel):
     rollout_started_at: str | None = None
     last_analysis_at: str | None = None
     analysis_count: int | None = Field(default=None, description="Analyses in the current step.")
+    looks: int | None = Field(
+        default=None,
+        description="Analyses since the rollout (or its post-promotion watch) began: the statistical judges "
+        "spend their false-rollback budget over all of them, across steps and holds.",
+    )
     failed_analyses: int | None = None
     inconclusive_analyses: int | None = None
     consecutive_warnings: int | None = None

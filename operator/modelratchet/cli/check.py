@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelratchet.gates.observation import Observation
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         spec = manifest.spec
         candidate, found = metric_values(files[args.metrics], spec, label(args.metrics))
         problems += found
-        baseline: dict[str, float | None] = {}
+        baseline: dict[str, float | Observation | None] = {}
         if args.baseline_metrics is not None:
             baseline, found = metric_values(
                 files[args.baseline_metrics], spec, label(args.baseline_metrics), baseline=True

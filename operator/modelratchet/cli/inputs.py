@@ -11,6 +11,7 @@ from modelratchet.api.errors import validation_problems
 
 if TYPE_CHECKING:
     from modelratchet.api.baseline import ModelBaseline, ModelBaselineSpec
+    from modelratchet.gates.observation import Observation
 
 STDIN = "-"
 
@@ -89,15 +90,28 @@ def load_json_object(path: str) -> dict[str, Any]:
     return data
 
 
+def _samples(raw: list[Any], where: str, name: str) -> Observation | str:
+    """Per-request samples (a mannWhitney metric's list of numbers), or what is wrong with them."""
+    from modelratchet.gates.observation import Observation
+
+    if not raw or any(isinstance(x, bool) or not isinstance(x, int | float) for x in raw):
+        return f"{where}: {name}: expected a non-empty list of numbers (per-request samples)"
+    try:
+        return Observation(series=tuple(float(x) for x in raw))
+    except OverflowError:
+        return f"{where}: {name}: number out of range"
+
+
 def metric_values(
     data: Mapping[str, Any], spec: ModelBaselineSpec, where: str, *, baseline: bool = False
-) -> tuple[dict[str, float | None], list[str]]:
+) -> tuple[dict[str, float | Observation | None], list[str]]:
     """The values of the metrics the spec checks, and the problems found.
 
     Keys the spec does not check are left alone (a metrics file may carry a training date); null means
-    not measured. Supplied baseline values must be usable: a ratio needs a non-zero one.
+    not measured. Supplied baseline values must be usable: a ratio needs a non-zero one. A metric judged by
+    mannWhitney may be given as a list of per-request samples, which its rank test then judges.
     """
-    values: dict[str, float | None] = {}
+    values: dict[str, float | Observation | None] = {}
     problems: list[str] = []
     for metric in spec.metrics:
         if metric.name not in data:
@@ -105,6 +119,13 @@ def metric_values(
         raw = data[metric.name]
         if raw is None:
             values[metric.name] = None
+            continue
+        if isinstance(raw, list) and metric.judge is not None and metric.judge.type == "mannWhitney":
+            samples = _samples(raw, where, metric.name)
+            if isinstance(samples, str):
+                problems.append(samples)
+            else:
+                values[metric.name] = samples
             continue
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             problems.append(f"{where}: {metric.name}: expected a number, got {json.dumps(raw)}")

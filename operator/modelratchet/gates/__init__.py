@@ -2,14 +2,16 @@
 
 from .classify import classify
 from .engine import OnMissing, Status, ValidationResult, evaluate, summarize
-from .observation import Observation
+from .observation import Histogram, Observation, Schedule
 from .tolerance import ABS_TOL, REL_TOL
 
 __all__ = [
     "ABS_TOL",
     "REL_TOL",
+    "Histogram",
     "Observation",
     "OnMissing",
+    "Schedule",
     "Status",
     "ValidationResult",
     "classify",

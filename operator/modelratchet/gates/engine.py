@@ -9,13 +9,20 @@ from typing import Any, Literal
 
 from modelratchet.api.baseline import MetricSpec, ModelBaselineSpec, Verdict
 from modelratchet.api.common import Severity
-from modelratchet.api.rollout import Classification, JudgeFigures, MetricResult, Outcome, ThresholdSummary
+from modelratchet.api.rollout import (
+    Classification,
+    JudgeFigures,
+    MetricResult,
+    Outcome,
+    RecordedEvidence,
+    ThresholdSummary,
+)
 
 from . import thresholds
 from .classify import classify
 from .format import num, threshold_message
-from .judging import JudgeRun, run_mann_whitney, run_sequential
-from .observation import Input, Measured, Observation, measured, problem
+from .judging import JudgeRun, run_histogram, run_mann_whitney, run_sequential
+from .observation import Input, Measured, Observation, Schedule, measured, problem
 
 OnMissing = Literal["fail", "ignore"]
 Status = Literal["passed", "warning", "failed"]
@@ -66,11 +73,16 @@ def _clean(x: float | None) -> float | None:
 
 
 def _resolve_baseline(metric: MetricSpec, supplied: Measured | None) -> Observation | None:
-    """A supplied baseline (live value or override) wins; else the static value; else none."""
+    """A supplied baseline (live value or override) wins; else the static value, with its evidence; else none."""
     if supplied is not None:
         return supplied.obs
     if isinstance(metric.baseline, float):
-        return Observation(value=metric.baseline)
+        evidence = metric.baseline_evidence
+        if evidence is not None and evidence.samples is not None:
+            # The value is a rate measured on `samples` trials: those counts, frozen, are the baseline arm.
+            n = float(evidence.samples)
+            return Observation(value=metric.baseline, successes=metric.baseline * n, total=n, frozen=True)
+        return Observation(value=metric.baseline, exact=evidence is not None and bool(evidence.exact))
     return None
 
 
@@ -104,6 +116,7 @@ def _baseline_problem(metric: MetricSpec, base: Observation | None) -> str | Non
 
 def _judge_figures(kind: str, run: JudgeRun) -> JudgeFigures:
     r = run.result
+    fraction = r.details.get("information_fraction") if kind == "histogram" else None
     return JudgeFigures(
         judge=kind,
         estimate=r.estimate,
@@ -111,6 +124,7 @@ def _judge_figures(kind: str, run: JudgeRun) -> JudgeFigures:
         ci_high=r.ci_high,
         samples=r.samples,
         expected_more=r.expected_more,
+        information_fraction=_clean(fraction),
     )
 
 
@@ -161,6 +175,7 @@ class _Metric:
         severity: Severity | None = None,
         bound: float | None = None,
         judge: JudgeFigures | None = None,
+        evidence: RecordedEvidence | None = None,
     ) -> MetricResult:
         threshold = self.spec.threshold
         if bound is None:
@@ -179,28 +194,38 @@ class _Metric:
             ),
             message=message,
             judge=judge,
+            baseline_evidence=evidence,
         )
 
     def inconclusive(self, why: str) -> _Checked:
         return _Checked(self.result("inconclusive", f"{self.spec.name}: {why}"))
 
 
-def _judged(m: _Metric, kind: str, *, look: int, max_looks: int) -> _Checked:
+def _trials(kind: str, obs: Observation) -> float | None:
+    """What minSamples counts when no samplesQuery measured it: trials, samples or requests."""
+    if kind == "sequential":
+        return obs.total
+    if kind == "histogram":
+        return obs.histogram.pooled()[-1] if obs.histogram is not None and obs.histogram.bounds else None
+    return None if obs.series is None else float(len(obs.series))
+
+
+def _judged(m: _Metric, kind: str, schedule: Schedule) -> _Checked:
     """A live observation judged by a statistical judge."""
     assert m.candidate is not None
     metric, obs = m.spec, m.candidate.obs
-    # minSamples counts the trials (sequential) or the samples (mannWhitney) unless a count was measured.
-    trials = obs.total if kind == "sequential" else None if obs.series is None else float(len(obs.series))
-    why = _samples_problem(metric, obs, "", trials)
+    why = _samples_problem(metric, obs, "", _trials(kind, obs))
     if why:
         return m.inconclusive(why)
     if metric.is_live and m.baseline is None:
         return m.inconclusive("baseline missing: no live baseline value for the stable checkpoint")
     try:
         if kind == "sequential":
-            run = run_sequential(metric, obs, m.baseline)
+            run = run_sequential(metric, obs, m.baseline, schedule)
+        elif kind == "histogram":
+            run = run_histogram(metric, obs, m.baseline, schedule)
         else:
-            run = run_mann_whitney(metric, obs, m.baseline, look=look, max_looks=max_looks)
+            run = run_mann_whitney(metric, obs, m.baseline, look=schedule.look, max_looks=schedule.planned)
     except (ValueError, ArithmeticError) as e:
         # A configuration the judge cannot work with (e.g. a regression size outside (0, 1) for a rate).
         return m.inconclusive(f"the {kind} judge could not run: {e}")
@@ -210,7 +235,8 @@ def _judged(m: _Metric, kind: str, *, look: int, max_looks: int) -> _Checked:
     severity = run.severity if outcome == "failed" else metric.severity
     figures = _judge_figures(kind, run)
     message = _judge_message(metric.name, kind, run)
-    return _Checked(m.result(outcome, message, severity, run.bound, figures), waiting=outcome == "inconclusive")
+    checked = m.result(outcome, message, severity, run.bound, figures, run.evidence)
+    return _Checked(checked, waiting=outcome == "inconclusive")
 
 
 def _thresholded(m: _Metric) -> _Checked:
@@ -246,9 +272,7 @@ def _check_metric(
     metric: MetricSpec,
     cand_raw: Input,
     base_raw: Input,
-    *,
-    look: int,
-    max_looks: int,
+    schedule: Schedule,
 ) -> _Checked:
     m = _Metric.resolve(spec, metric, cand_raw, base_raw)
     # Candidate data problems come first: without a candidate value nothing else matters.
@@ -259,7 +283,7 @@ def _check_metric(
     kind = metric.judge.type if metric.judge is not None else "threshold"
     # Statistical judges need live sample data; a plain number is a final offline value for the threshold.
     if kind != "threshold" and not m.candidate.offline:
-        return _judged(m, kind, look=look, max_looks=max_looks)
+        return _judged(m, kind, schedule)
     return _thresholded(m)
 
 
@@ -298,20 +322,21 @@ def evaluate(
     on_missing: OnMissing | None = None,
     look: int = 1,
     max_looks: int = 1,
+    schedule: Schedule | None = None,
 ) -> ValidationResult:
     """Judge ``candidate`` against ``spec``.
 
     ``baseline`` holds values of the stable arm: it supplies ``baseline: live`` metrics and overrides
     static baselines, metric by metric (a None entry counts as absent). Plain numbers are final offline
     values; Observations are live measurements, to which minSamples and the statistical judges apply.
-    ``look`` / ``max_looks`` tell the mannWhitney judge how far through its analysis window it is.
+    ``schedule`` places this look in its rollout for the judges that spend a false-rollback budget over
+    looks (histogram, mannWhitney); ``look`` / ``max_looks`` describe equally spaced looks of one analysis
+    when no schedule is given.
     """
     policy: OnMissing = on_missing or spec.on_missing
     supplied = baseline or {}
-    checked = [
-        _check_metric(spec, m, candidate.get(m.name), supplied.get(m.name), look=look, max_looks=max_looks)
-        for m in spec.metrics
-    ]
+    plan = schedule or Schedule.of(look, max_looks)
+    checked = [_check_metric(spec, m, candidate.get(m.name), supplied.get(m.name), plan) for m in spec.metrics]
     results = [c.result for c in checked]
     verdict = _verdict(results, policy)
     waiting = tuple(c.result.metric for c in checked if c.waiting)

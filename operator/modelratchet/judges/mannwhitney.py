@@ -16,10 +16,14 @@ Two one-sided tests of the candidate against the baseline over the same window, 
 A test fails only when it is significant *and* its effect exceeds ``min_effect``: the Hodges-Lehmann
 shift relative to the baseline median, or the relative worsening of the 90th percentile. Repeated
 looks at the growing window are corrected with Lan-DeMets Pocock-type alpha spending (see
-:mod:`.spending`): look ``k`` of ``max_looks`` is tested at the boundary that keeps the overall
-error at ``alpha`` however many of the looks are taken. The samples must therefore be *all* samples
-since the analysis began (nested looks); independent windows per look would need a Bonferroni split
-instead.
+:mod:`.spending`) over information fractions: ``k / max_looks`` by default, or the fractions the
+caller measured (samples) when the looks carry unequal information. The samples must therefore be
+*all* samples since the analysis began (nested looks).
+
+Rank tests need independent per-request samples: a range query of an aggregate (a rolling quantile
+sampled every few seconds) gives overlapping, traffic-dependent points, on which this test does not
+hold its error rate. The operator judges live latency with :func:`.buckets.histogram` instead; this
+judge is for raw samples given to ``modelratchet check``.
 
 The judge passes early when the corrected upper bounds exclude a regression of ``min_effect`` in
 both location and tail, and at the final look when neither test found a significant regression.
@@ -36,7 +40,7 @@ from numpy.typing import NDArray
 from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
-from .spending import boundaries, spent
+from .spending import boundaries, boundaries_at, spent
 from .types import Decision, Direction, JudgeResult
 
 MIN_SAMPLES = 5  # per arm; fewer cannot reach any useful significance
@@ -247,6 +251,7 @@ def mann_whitney(
     alpha: float = 0.01,
     look: int = 1,
     max_looks: int = 1,
+    fractions: Sequence[float] | None = None,
 ) -> JudgeResult:
     """Judge candidate samples against baseline samples of the same window with corrected two-sample tests.
 
@@ -254,7 +259,9 @@ def mann_whitney(
     regression). ``min_effect`` is the relative effect below which a significant difference is not a
     regression (0.05: the candidate's Hodges-Lehmann shift must exceed 5% of the baseline median, or
     its 90th percentile must be more than 5% worse). ``look`` of ``max_looks`` places this evaluation in the
-    alpha-spending schedule; the samples must be cumulative since the analysis began.
+    alpha-spending schedule; ``fractions``, when given, are the information fractions of every look so far
+    (the last one this look's), e.g. from the samples seen, and replace ``k / max_looks``. The samples
+    must be cumulative since the analysis began.
 
     Non-finite samples are dropped; too few samples return ``"continue"`` with the reason. Only an
     invalid configuration raises ``ValueError``.
@@ -268,6 +275,9 @@ def mann_whitney(
     if max_looks < 1 or look < 1:
         raise ValueError(f"look and max_looks must be >= 1 (look={look}, max_looks={max_looks})")
     k = min(look, max_looks)  # a look past the schedule is judged as the final one
+    if fractions is not None and (not fractions or not 0.0 < fractions[-1] <= 1.0):
+        raise ValueError("fractions must end with this look's information fraction, in (0, 1]")
+    fraction = float(fractions[-1]) if fractions is not None else k / max_looks
 
     raw_c = np.asarray(list(candidate), dtype=float).ravel()
     raw_b = np.asarray(list(baseline), dtype=float).ravel()
@@ -314,7 +324,7 @@ def mann_whitney(
             base,
         )
     half = alpha / 2.0  # Bonferroni: half for location, half for the tail
-    crit = boundaries(half, max_looks)[k - 1]
+    crit = boundaries_at(half, fractions)[-1] if fractions is not None else boundaries(half, max_looks)[k - 1]
     nominal = float(ndtr(-crit))
 
     loc = _rank_test(yc, yb, crit, ref)
@@ -325,7 +335,7 @@ def mann_whitney(
     fail_loc = loc.z >= crit and rel > min_effect
     fail_tail = tail.z >= crit and tail.rel > min_effect
     excluded = rel_high < min_effect and tail.high < min_effect
-    final = k == max_looks
+    final = k == max_looks if fractions is None else fraction >= 1.0
     decision: Decision
     if fail_loc or fail_tail:
         decision = "fail"
@@ -361,7 +371,7 @@ def mann_whitney(
     )
     where = (
         f"look {k}/{max_looks}, each test at p <= {nominal:.2g} (Pocock-type alpha spending, "
-        f"{spent(alpha, k / max_looks):.2g} of alpha={alpha:g} spent), {n_c:,} candidate / {n_b:,} baseline samples"
+        f"{spent(alpha, fraction):.2g} of alpha={alpha:g} spent), {n_c:,} candidate / {n_b:,} baseline samples"
     )
     if decision == "fail":
         what = " and ".join(name for name, hit in (("location", fail_loc), ("tail", fail_tail)) if hit)
@@ -382,7 +392,8 @@ def mann_whitney(
 
     details = dict(base)
     figures = {
-        "alpha_spent": spent(alpha, k / max_looks),
+        "alpha_spent": spent(alpha, fraction),
+        "information_fraction": fraction,
         "nominal_level": nominal,
         "z_critical": crit,
         "z_location": loc.z,

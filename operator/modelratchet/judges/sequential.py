@@ -7,7 +7,9 @@ The statistic is a likelihood ratio of two simple hypotheses about the rate of *
   even further from H1, so the test is conservative there);
 - H1: the candidate's bad-event rate is ``min_regression`` higher.
 
-Known baseline rate: Wald's sequential probability ratio test on Bernoulli counts (Wald 1945).
+Known baseline rate: Wald's sequential probability ratio test on Bernoulli counts (Wald 1945). A known
+rate below a tenth of ``min_regression`` (0 included) is tested as that tenth: the error bound still
+holds at the baseline's rate and below, and one bad event no longer decides alone.
 Side by side (baseline measured live): the same test with the unknown baseline rate profiled out
 of both hypotheses by maximum likelihood, the large-sample SPRT for composite hypotheses of
 Bartlett (1946) and Cox (1963); its increments behave like Brownian motion with drift in
@@ -36,6 +38,9 @@ from scipy.special import betaln
 from .types import Decision, Direction, JudgeResult
 
 _PRIOR = 0.5  # Jeffreys Beta(1/2, 1/2) mixing prior: puts weight near 0 and 1, where sparse rates live
+# A known bad-event rate below this share of min_regression is tested at it: at a rate of exactly 0 the
+# first bad event would be infinitely unlikely under "no regression" and fail the candidate by itself.
+_NULL_FLOOR = 0.1
 _LLR_CAP = 1e6  # details must stay finite (status is JSON)
 
 
@@ -193,14 +198,17 @@ def sequential_rate(
     min_regression: float,
     alpha: float = 0.01,
     beta: float = 0.05,
+    frozen_baseline: bool = False,
 ) -> JudgeResult:
     """Judge a rate metric from cumulative counts with an always-valid sequential likelihood ratio test.
 
     ``successes / total`` is the metric (correct / predictions for accuracy, errors / requests for an
     error rate); ``direction`` says which way is bad. Give the baseline either as a known rate
     (``baseline_rate``) or as live counts of the stable arm over the same window
-    (``baseline_successes`` and ``baseline_total``). ``min_regression`` is the smallest regression
-    that matters, in absolute units of the rate.
+    (``baseline_successes`` and ``baseline_total``); ``frozen_baseline`` says those counts were recorded
+    earlier and do not grow (a static baseline's evidence, or what the stable checkpoint measured during
+    the canary), which only changes the wording. ``min_regression`` is the smallest regression that
+    matters, in absolute units of the rate.
 
     Counts must be cumulative since the analysis began; they may be non-integers (Prometheus
     ``increase()``). Fails with probability at most ``alpha`` when there is no regression and passes
@@ -238,18 +246,16 @@ def sequential_rate(
             return _continue(
                 f"a baseline rate of {_fmt(p0)} cannot regress by {_fmt(delta)}: lower min_regression", n_c
             )
-        llr = _loglik(bad_c, n_c, q1) - _loglik(bad_c, n_c, q0) if q0 > 0.0 or bad_c == 0.0 else math.inf
+        null = max(q0, _NULL_FLOOR * delta)
+        llr = _loglik(bad_c, n_c, q1) - _loglik(bad_c, n_c, null)
         rate_b, n_b, s_b = p0, math.inf, math.nan
         q_c_lo, q_c_hi = _confidence_sequence(bad_c, n_c, alpha)
         ci_q = (q_c_lo - q0, q_c_hi - q0)
         # Per-sample drift and variance of the exact Bernoulli increments at the (shrunk) estimate.
         qt = (bad_c + 0.5) / (n_c + 1.0)
-        if q0 > 0.0:
-            up, down = math.log(q1 / q0), (math.log((1.0 - q1) / (1.0 - q0)) if q1 < 1.0 else -math.inf)
-            drift, var = qt * up + (1.0 - qt) * down, qt * (1.0 - qt) * (up - down) ** 2
-        else:
-            drift, var = math.nan, math.nan
-        nuisance = q0
+        up, down = math.log(q1 / null), (math.log((1.0 - q1) / (1.0 - null)) if q1 < 1.0 else -math.inf)
+        drift, var = qt * up + (1.0 - qt) * down, qt * (1.0 - qt) * (up - down) ** 2
+        nuisance = null
     else:
         if baseline_successes is None or baseline_total is None:
             return _continue("no baseline counts for this interval", n_c)
@@ -284,7 +290,7 @@ def sequential_rate(
     expected_more = math.ceil(remaining) if math.isfinite(remaining) and remaining < 1e12 else None
 
     arms = f"{_fmt_count(n_c)} candidate" + (f" / {_fmt_count(n_b)} baseline" if math.isfinite(n_b) else "")
-    baseline_kind = "baseline" if math.isfinite(n_b) else "known baseline"
+    baseline_kind = ("recorded baseline" if frozen_baseline else "baseline") if math.isfinite(n_b) else "known baseline"
     ci_level = 1.0 - alpha
     figures = (
         f"candidate rate {_fmt(rate_c)} vs {baseline_kind} {_fmt(rate_b)} ({_fmt_signed(estimate)}, "

@@ -112,11 +112,24 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Series:
+    """One series of a range query kept whole: its labels and its (time, value) points."""
+
+    labels: tuple[tuple[str, str], ...]
+    points: tuple[tuple[float, float], ...]
+
+    def label(self, name: str) -> str | None:
+        return next((v for k, v in self.labels if k == name), None)
+
+
+@dataclass(frozen=True)
 class QueryOutcome:
-    """Either the values (one for an instant query, the series' samples for a range query) or a problem."""
+    """Either the values (one for an instant query, the series' samples for a range query), the series of a
+    range query kept whole (``matrix``), or a problem."""
 
     values: tuple[float, ...] = ()
     problem: Problem | None = None
+    matrix: tuple[Series, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -268,6 +281,28 @@ def _range_result(result: Any) -> QueryOutcome:
     return QueryOutcome(values)
 
 
+MAX_MATRIX_SERIES = 64  # a histogram's buckets; more is an unaggregated query
+
+
+def _matrix_result(result: Any) -> QueryOutcome:
+    if not isinstance(result, list) or not all(isinstance(r, dict) and "values" in r for r in result):
+        return _fail("http_error", f"unexpected answer from Prometheus: {reprlib.repr(result)}")
+    if not result:
+        return _fail("empty", "query returned no data over the window (empty range)")
+    if len(result) > MAX_MATRIX_SERIES:
+        return _fail(
+            "multiple_series",
+            f"query returned {len(result)} series, at most {MAX_MATRIX_SERIES} expected (one per bucket: "
+            f"aggregate it, e.g. with sum by (le)): {'; '.join(_labels(r) for r in result[:3])}",
+        )
+    series = []
+    for r in result:
+        metric = r.get("metric") or {}
+        labels = tuple(sorted((str(k), str(v)) for k, v in metric.items())) if isinstance(metric, dict) else ()
+        series.append(Series(labels, tuple((float(t), _float(v)) for t, v in r["values"])))
+    return QueryOutcome(matrix=tuple(series))
+
+
 def _tls_context(settings: PrometheusSettings) -> ssl.SSLContext:
     """Trust roots in memory (the baseline's CA Secret) or from the operator's mounted file; never temp files."""
     if settings.insecure_skip_verify:
@@ -317,6 +352,13 @@ class PrometheusQuerier:
     ) -> QueryOutcome:
         params = {"query": query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}", "step": step}
         return self._call("/api/v1/query_range", params, _range_result, deadline)
+
+    def range_matrix(
+        self, query: str, start: datetime, end: datetime, step: str, *, deadline: Deadline | None = None
+    ) -> QueryOutcome:
+        """A range query whose series are kept whole, labels and points (e.g. one series per histogram bucket)."""
+        params = {"query": query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}", "step": step}
+        return self._call("/api/v1/query_range", params, _matrix_result, deadline)
 
     def _call(
         self, path: str, params: dict[str, str], parse: Callable[[Any], QueryOutcome], deadline: Deadline | None

@@ -12,8 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from modelratchet.api.baseline import MetricSpec, ModelBaselineSpec
-from modelratchet.api.common import parse_duration
-from modelratchet.gates import Observation
+from modelratchet.gates import Histogram, Observation
 from modelratchet.wire import Deadline
 
 from .addresses import redact
@@ -21,11 +20,13 @@ from .prometheus import ProblemKind, PrometheusQuerier, PrometheusSettings, Quer
 from .templates import TemplateError, render_query
 
 Arm = Literal["candidate", "baseline"]
-Target = Literal["value", "samples", "successes", "total", "series"]
+Target = Literal["value", "samples", "successes", "total", "histogram"]
+Shape = Literal["instant", "matrix"]
 
 MAX_WORKERS = 8
-DEFAULT_STEP = "10s"
-MAX_POINTS = 11_000  # Prometheus refuses range queries with more points per series
+# Windows of a histogram judge: past this many the windows lengthen, keeping the answer (windows x buckets)
+# well under the byte cap.
+MAX_WINDOWS = 2_000
 NO_STABLE = "no stable checkpoint to compare with"
 # Problems of the connection rather than of one query: reported once per observation, without the query name.
 _CONNECTION_PROBLEMS = frozenset({"unreachable", "timeout", "http_error"})
@@ -56,7 +57,7 @@ class _Query:
     target: Target
     source: str  # the spec field the template came from, for messages
     promql: str
-    ranged: bool
+    shape: Shape
 
 
 def duration(seconds: float) -> str:
@@ -67,31 +68,77 @@ def duration(seconds: float) -> str:
 def _is_live(metric: MetricSpec) -> bool:
     """Whether the metric is measured from Prometheus (the others are offline-only checks)."""
     judge = metric.judge.type if metric.judge else "threshold"
-    return judge == "sequential" or metric.query is not None
+    return judge in ("sequential", "histogram") or metric.query is not None
 
 
-def _templates(metric: MetricSpec) -> list[tuple[Target, str, str, bool]]:
-    """(target field, spec field name, template, is a range query) for each query the metric needs."""
+def _templates(metric: MetricSpec) -> list[tuple[Target, str, str, Shape]]:
+    """(target field, spec field name, template, query shape) for each query the metric needs."""
     judge = metric.judge
-    out: list[tuple[Target, str, str, bool]] = []
+    out: list[tuple[Target, str, str, Shape]] = []
     if judge is not None and judge.type == "sequential":
         assert judge.success_query is not None and judge.total_query is not None
         out += [
-            ("successes", "successQuery", judge.success_query, False),
-            ("total", "totalQuery", judge.total_query, False),
+            ("successes", "successQuery", judge.success_query, "instant"),
+            ("total", "totalQuery", judge.total_query, "instant"),
         ]
+    elif judge is not None and judge.type == "histogram":
+        assert judge.bucket_query is not None
+        out.append(("histogram", "bucketQuery", judge.bucket_query, "matrix"))
     elif metric.query is not None:
-        ranged = judge is not None and judge.type == "mannWhitney"
-        out.append(("series" if ranged else "value", "query", metric.query, ranged))
+        out.append(("value", "query", metric.query, "instant"))
     if metric.samples_query is not None:
-        out.append(("samples", "samplesQuery", metric.samples_query, False))
+        out.append(("samples", "samplesQuery", metric.samples_query, "instant"))
     return out
 
 
-def _step(metric: MetricSpec, window_seconds: float) -> str:
-    """The range query's resolution in seconds (Prometheus takes a bare float; its durations have no fractions)."""
-    wanted = parse_duration(metric.judge.step) if metric.judge and metric.judge.step else parse_duration(DEFAULT_STEP)
-    return f"{max(wanted, math.ceil(window_seconds / MAX_POINTS)):g}"
+def window_step(window_seconds: float, interval_seconds: float) -> float:
+    """Length in whole seconds of a histogram judge's windows: the interval, longer in very long analyses."""
+    return float(max(1, round(interval_seconds), math.ceil(window_seconds / MAX_WINDOWS)))
+
+
+_WHOLE = 1e-6  # bucket counts further than this from an integer were extrapolated
+
+
+def _histogram(outcome: QueryOutcome, step: float) -> Histogram | QueryOutcome:
+    """Bucket counts per window from a range query's series, one per ``le``; or the problem with them."""
+
+    def invalid(message: str) -> QueryOutcome:
+        return QueryOutcome.failed("invalid_query", message)
+
+    by_le: dict[float, dict[float, float]] = {}
+    for series in outcome.matrix:
+        le = series.label("le")
+        if le is None:
+            return invalid("bucketQuery must return one series per bucket, each with its le label (sum by (le) (...))")
+        try:
+            bound = float(le)
+        except ValueError:
+            return invalid(f"bucket bound le={le!r} is not a number")
+        points = by_le.setdefault(bound, {})
+        for t, v in series.points:
+            if math.isfinite(v) and abs(v - round(v)) > _WHOLE * max(1.0, abs(v)):
+                # A rank test on counts inflated by extrapolation would overstate the evidence: a configuration error.
+                return invalid(
+                    f"bucketQuery returned {v:.6g} requests in a bucket: counts must be whole numbers; increase() "
+                    "and rate() extrapolate; count exactly, e.g. sum by (le) (clamp_min(x_bucket{...} - "
+                    "x_bucket{...} offset {{ interval }}, 0))"
+                )
+            points[t] = points.get(t, 0.0) + v
+    bounds = sorted(by_le)
+    if len(bounds) < 2 or any(math.isnan(b) for b in bounds):
+        return invalid(f"bucketQuery returned {len(bounds)} usable bucket(s); a histogram needs several le buckets")
+    # A window counts when every bucket has a finite value at its end; the others are left out.
+    times = sorted(set.intersection(*(set(by_le[b]) for b in bounds)))
+    windows = [tuple(by_le[b][t] for b in bounds) for t in times]
+    kept = [(t, w) for t, w in zip(times, windows, strict=True) if all(math.isfinite(v) for v in w)]
+    if not kept:
+        return QueryOutcome.failed("empty", "bucketQuery returned no window with a value in every bucket")
+    return Histogram(
+        bounds=tuple(bounds),
+        times=tuple(t for t, _ in kept),
+        windows=tuple(w for _, w in kept),
+        step=step,
+    )
 
 
 class MetricsProvider:
@@ -140,6 +187,8 @@ class MetricsProvider:
             raise ValueError("no Prometheus settings: pass settings= or construct the provider with them")
         now = now or datetime.now(UTC)
         window, interval = duration(window_seconds), duration(interval_seconds)
+        # A histogram judge's windows: {{ interval }} in its bucketQuery is their length, the range query's step.
+        step = window_step(window_seconds, interval_seconds)
         result = ObservationSet()
         fields: dict[tuple[str, Arm], dict[str, Any]] = {}
         errors: dict[tuple[str, Arm], list[str]] = {}
@@ -157,7 +206,7 @@ class MetricsProvider:
                 if arm_checkpoint is None:
                     errors[key].append(NO_STABLE)
                     continue
-                for target, source, template, ranged in _templates(metric):
+                for target, source, template, shape in _templates(metric):
                     try:
                         promql = render_query(
                             template,
@@ -165,20 +214,25 @@ class MetricsProvider:
                             namespace=namespace,
                             checkpoint=arm_checkpoint,
                             window=window,
-                            interval=interval,
+                            interval=duration(step) if shape == "matrix" else interval,
                         )
                     except TemplateError as e:
                         message = f"invalid {source} template: {e}"
                         errors[key].append(message)
                         result.problems.append(QueryProblem(metric.name, arm, template, "invalid_query", message))
                         continue
-                    queries.append(_Query(metric.name, arm, target, source, promql, ranged))
+                    queries.append(_Query(metric.name, arm, target, source, promql, shape))
 
-        steps = {m.name: _step(m, window_seconds) for m in spec.metrics}
-        for query, outcome in self._run(queries, settings, now, window_seconds, steps):
+        for query, outcome in self._run(queries, settings, now, window_seconds, step):
             key = (query.metric, query.arm)
+            if outcome.problem is None and query.shape == "matrix":
+                histogram = _histogram(outcome, step)
+                if isinstance(histogram, Histogram):
+                    fields[key][query.target] = histogram
+                    continue
+                outcome = histogram
             if outcome.problem is None:
-                fields[key][query.target] = outcome.values if query.ranged else outcome.value
+                fields[key][query.target] = outcome.value
                 continue
             message = outcome.problem.message
             if query.source != "query" and outcome.problem.kind not in _CONNECTION_PROBLEMS:
@@ -201,20 +255,24 @@ class MetricsProvider:
         settings: PrometheusSettings,
         now: datetime,
         window_seconds: float,
-        steps: dict[str, str],
+        step: float,
     ) -> list[tuple[_Query, QueryOutcome]]:
         """Every query's outcome; concurrent, and bounded in total by the connection's timeout."""
         if not queries:
             return []
         client = self.querier(settings)
-        start = now - timedelta(seconds=max(1.0, window_seconds))
+        # Windows are anchored at the rollout's start: the first ends one step after it (earlier points would
+        # count the stable checkpoint's requests from before the rollout), the same grid at every look.
+        first_end = now - timedelta(seconds=max(1.0, window_seconds)) + timedelta(seconds=step)
         # One deadline for the whole batch: a query still waiting for a worker when it passes fails at once, so
         # every worker is done by then and the pool can be joined without waiting on a slow server.
         deadline = Deadline(settings.timeout_seconds)
 
         def one(q: _Query) -> QueryOutcome:
-            if q.ranged:
-                return client.range(q.promql, start, now, steps[q.metric], deadline=deadline)
+            if q.shape == "matrix":
+                if first_end > now:
+                    return QueryOutcome.failed("empty", "no complete window since the analysis began")
+                return client.range_matrix(q.promql, first_end, now, f"{step:g}", deadline=deadline)
             return client.instant(q.promql, at=now, deadline=deadline)
 
         pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(queries)), thread_name_prefix="promql")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from modelratchet.api.common import parse_duration
-from modelratchet.api.rollout import HistoryEntry, ModelRolloutSpec, ModelRolloutStatus, Step
+from modelratchet.api.rollout import HistoryEntry, MetricResult, ModelRolloutSpec, ModelRolloutStatus, Step
 
 from . import conditions as cond
 from . import traffic
@@ -98,6 +98,7 @@ class _Ctx:
 
 def _reset_rollout_counters(s: ModelRolloutStatus) -> None:
     s.analysis_count = 0
+    s.looks = 0
     s.failed_analyses = 0
     s.inconclusive_analyses = 0
     s.consecutive_warnings = 0
@@ -138,14 +139,19 @@ def analysis_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: dateti
         # The window starts when the candidate began serving at the current share, never before it served.
         rollout_start = parse_ts(status.serving_since or status.rollout_started_at) or started
         duration = _secs(step.analyze.duration)
+        step_look = (status.analysis_count or 0) + 1
+        share, ahead = _window_budget(spec, status.current_step, max(0.0, (started - now).total_seconds() + duration))
         return AnalysisRequest(
             stage="canary",
             checkpoint=status.canary_checkpoint,
             stable_checkpoint=status.stable_checkpoint,
             window_seconds=max((now - rollout_start).total_seconds(), interval),
             interval_seconds=interval,
-            look=(status.analysis_count or 0) + 1,
-            max_looks=_planned_looks(duration, interval),
+            look=(status.looks or 0) + 1,
+            max_looks=sum(_planned_looks(_secs(x.analyze.duration), interval) for x in spec.steps if x.analyze),
+            final=step_look >= _planned_looks(duration, interval),
+            ahead_seconds=ahead,
+            share=share,
         )
     if status.phase == "Promoted" and status.post_promotion_until and status.stable_checkpoint:
         until = parse_ts(status.post_promotion_until)
@@ -156,14 +162,17 @@ def analysis_due(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: dateti
         if until is None or due > until or now < due:
             return None
         watch = _secs(spec.post_promotion.watch if spec.post_promotion else None)
+        look = (status.looks or 0) + 1
         return AnalysisRequest(
             stage="postPromotion",
             checkpoint=status.stable_checkpoint,
             stable_checkpoint=status.previous_checkpoint,
             window_seconds=max((now - promoted).total_seconds(), interval),
             interval_seconds=interval,
-            look=(status.analysis_count or 0) + 1,
+            look=look,
             max_looks=_planned_looks(watch, interval),
+            final=look >= _planned_looks(watch, interval),
+            ahead_seconds=max(0.0, (until - now).total_seconds()),
             recorded_baselines=_recorded_baselines(status),
         )
     return None
@@ -178,6 +187,48 @@ def _planned_looks(duration: float, interval: float) -> int:
     return max(1, math.floor(duration / interval + 1e-9))
 
 
+def _window_budget(spec: ModelRolloutSpec, current: int, left: float) -> tuple[tuple[float, float], float]:
+    """The current window's share of the rollout's error budget, and the data still planned in it.
+
+    Each traffic step starts a new window (analysis_due), so the judges test each window apart; their
+    false-rollback budgets must add up to one rollout's. A window's share is the information planned in it
+    up to its last look: its analyze and timed pause steps' durations times c s / (c + s), with c and s the
+    candidate's and the stable checkpoint's shares of the requests (a two-sample comparison learns in
+    proportion to n_candidate n_stable / n; a mirror gives the candidate copies), over the whole rollout's.
+    ``left`` is what remains of the current step.
+    """
+
+    def seconds(step: Step) -> float:
+        return _secs(step.analyze.duration if step.analyze else step.pause.duration if step.pause else None)
+
+    def rate(weight: int, mirror: int) -> float:
+        c = weight / 100 + mirror / 100 * (1 - weight / 100)
+        s = 1 - weight / 100
+        return max(c * s / (c + s) if c + s > 0 else 0.0, 1e-4)  # a header route's share is unknown: not zero
+
+    windows: list[tuple[int, int, float]] = []  # (first step, last analyze step, planned information)
+    weight, mirror, start, info, last = 0, 0, 0, 0.0, -1
+    for i, step in enumerate([*spec.steps, Step(set_weight=0)]):  # a closing traffic step ends the last window
+        if step.shifts_traffic:
+            if last >= start:
+                windows.append((start, last, info))
+            weight = step.set_weight if step.set_weight is not None else weight
+            mirror = (step.set_mirror.percent or 0) if step.set_mirror is not None else mirror
+            start, info, last = i + 1, 0.0, -1
+            continue
+        if step.analyze is not None:
+            info += sum(seconds(x) for x in spec.steps[max(start, last + 1) : i + 1]) * rate(weight, mirror)
+            last = i
+    total = sum(w[2] for w in windows)
+    before = 0.0
+    for first, last, planned in windows:
+        if first <= current <= last and total > 0:
+            ahead = left + sum(seconds(x) for x in spec.steps[current + 1 : last + 1])
+            return (before / total, min(1.0, (before + planned) / total)), ahead
+        before += planned
+    return (0.0, 1.0), left
+
+
 def _next_analysis_in(spec: ModelRolloutSpec, status: ModelRolloutStatus, since: datetime, now: datetime) -> float:
     """Seconds until analysis_due next asks for an analysis (<= 0: due now)."""
     last = parse_ts(status.last_analysis_at)
@@ -185,11 +236,11 @@ def _next_analysis_in(spec: ModelRolloutSpec, status: ModelRolloutStatus, since:
     return (reference + timedelta(seconds=_secs(spec.analysis.interval)) - now).total_seconds()
 
 
-def _recorded_baselines(status: ModelRolloutStatus) -> dict[str, float]:
-    """Baseline values the stable checkpoint showed during the last canary analysis of this checkpoint."""
+def _recorded_baselines(status: ModelRolloutStatus) -> dict[str, MetricResult]:
+    """What the stable checkpoint showed during the last canary analysis of this checkpoint: values and counts."""
     for entry in status.history or []:
         if entry.stage == "canary" and entry.checkpoint == status.stable_checkpoint:
-            return {m.metric: m.baseline for m in entry.metrics if m.baseline is not None}
+            return {m.metric: m for m in entry.metrics if m.baseline is not None or m.baseline_evidence is not None}
     return {}
 
 
@@ -218,6 +269,7 @@ def _record(ctx: _Ctx, report: AnalysisReport, checkpoint: str, stage: str, step
     s.last_analysis_at = ctx.now_s
     s.last_verdict = report.verdict
     s.analysis_count = (s.analysis_count or 0) + 1
+    s.looks = (s.looks or 0) + 1
     if report.problems:
         ctx.condition(cond.ANALYSIS, "False", "QueryError", "; ".join(report.problems)[:1000])
     elif report.verdict in ("passed", "warning"):

@@ -45,10 +45,16 @@ class AnalysisRequest:
     stable_checkpoint: str | None
     window_seconds: float  # since the canary started receiving traffic (or since promotion)
     interval_seconds: float
-    look: int
-    max_looks: int
+    look: int  # counted over the whole rollout (or post-promotion watch): its judges spend one error budget
+    max_looks: int  # planned for the whole rollout (or watch)
+    final: bool = True  # the last planned look of this step (or watch): undecided judges pass
+    # Data still planned in this window after this look (the step's and later steps' time until traffic shifts).
+    ahead_seconds: float = 0.0
+    # The window's share of the rollout's error budget, as rollout-wide information fractions (from, to): each
+    # traffic step starts a new window, and the windows' shares add up to the whole budget.
+    share: tuple[float, float] = (0.0, 1.0)
     # Post-promotion: live baselines come from what the stable checkpoint measured during the canary.
-    recorded_baselines: dict[str, float] = field(default_factory=dict)
+    recorded_baselines: dict[str, MetricResult] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
