@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import http.client
 import json
 import os
 import shlex
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -267,6 +269,65 @@ class LocalCluster:
         for proc in ordered:
             procs.forget(proc)
         self.processes.clear()
+
+    def restart(
+        self,
+        component: str,
+        *,
+        sig: signal.Signals = signal.SIGKILL,
+        grace: float = 5.0,
+        down_for: float = 0.0,
+        timeout: float = 120.0,
+    ) -> float:
+        """Stop one component's process group and start the same argv again (same ports, same data dir), then
+        wait until it serves again; returns the seconds from the signal to ready.
+
+        SIGKILL (the default) is a crash; another signal (SIGTERM) is a graceful stop, turned into SIGKILL after
+        ``grace`` seconds: kube-apiserver stops listening at once on SIGTERM but its process can linger for
+        half a minute. ``down_for`` keeps the component stopped that long, so clients meet the outage rather
+        than only a reconnect. Restarting etcd also waits for the API server's /readyz, which checks etcd.
+        """
+        if self.run_dir is None:
+            raise RuntimeError(f"cannot restart {component}: this cluster was not started from a run dir here")
+        proc = self.processes.get(component) or _tracked(self.run_dir).get(component)
+        pgid = proc.pid if proc is not None else None
+        if proc is None or pgid is None:
+            raise RuntimeError(f"{component} is not running in {self.run_dir}")
+        argv = [str(a) for a in json.loads(proc.pidfile.read_text())["argv"]]
+        started = time.monotonic()
+
+        def gone() -> bool:
+            return not procs._group_alive(pgid)
+
+        proc.signal_group(sig)
+        with contextlib.suppress(TimeoutError):
+            wait_for(gone, grace if sig != signal.SIGKILL else 10.0, interval=0.05)
+        if not gone():
+            proc.signal_group(signal.SIGKILL)
+            wait_for(gone, 10.0, interval=0.05, message=f"{component} to exit")
+        if proc.popen is not None:
+            proc.popen.wait(10)  # reap it
+        proc.pidfile.unlink(missing_ok=True)
+        procs.forget(proc)
+        time.sleep(down_for)  # the outage itself: nothing to wait for
+        self._start(component, argv)
+        self._wait_ready(component, argv, timeout)
+        if component == "etcd" and "kube-apiserver" in self.processes:
+            self._wait_ready("kube-apiserver", [], timeout)
+        return time.monotonic() - started
+
+    def _wait_ready(self, component: str, argv: list[str], timeout: float) -> None:
+        """The readiness check `up` uses for that component."""
+        flags = dict(a.removeprefix("--").split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+        if component == "etcd":
+            self._wait_http(component, f"{flags['advertise-client-urls']}/health", timeout, ssl_ctx=None)
+        elif component == "kube-apiserver":
+            self._wait_http(component, f"{self.server}/readyz", timeout, ssl_ctx=self.ssl_context())
+        elif component in ("kube-controller-manager", "kube-scheduler"):
+            self._wait_http(component, f"https://{LOOPBACK}:{flags['secure-port']}/healthz", timeout,
+                            ssl_ctx=ssl._create_unverified_context())
+        else:
+            self._wait(self._nodes_ready, timeout, "kwok nodes to be Ready")
 
     # --- helpers -----------------------------------------------------------------------------
 
