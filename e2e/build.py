@@ -32,7 +32,15 @@ from e2e.harness.components import COMPONENTS, Component
 STAMP = ".build-stamp"
 
 # Cold build seconds measured on 2 shared cores (Go 1.26.8), only to start the longest builds first.
-COLD_SECONDS = {"kubernetes": 560, "kwok": 215, "helm": 127, "etcd": 50, "kubeconform": 6}
+COLD_SECONDS = {
+    "traefik": 1084,
+    "prometheus": 589,
+    "kubernetes": 560,
+    "kwok": 215,
+    "helm": 127,
+    "etcd": 50,
+    "kubeconform": 6,
+}
 
 
 def build_order(names: list[str]) -> list[str]:

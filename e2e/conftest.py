@@ -1,4 +1,4 @@
-"""Fixtures of the end-to-end suite: the operator process and a serving scenario per test."""
+"""Fixtures of the end-to-end suite: the operator process and a serving scenario per test (on the data plane)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,11 @@ def operator(
 
 @pytest.fixture
 def scenario(
-    kube_api: Any, namespace: str, prometheus: Any, operator: OperatorProcess, tmp_path: Path
+    kube_api: Any, namespace: str, prometheus: Any, operator: OperatorProcess, data_plane: Any, tmp_path: Path
 ) -> Iterator[Scenario]:
-    sc = Scenario(kube_api, namespace, prometheus, model=f"digits-{namespace}", log_dir=tmp_path)
+    """The target on V1 with pods that serve, its Services and HTTPRoute, and traffic through the gateway."""
+    sc = Scenario(kube_api, namespace, prometheus, model=f"digits-{namespace}", log_dir=tmp_path,
+                  data_plane=data_plane)
     sc.start_servers()
     sc.deploy_target(V1)
     sc.start_traffic()

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for the integration/e2e suite (idempotent):
-#   - Debian packages: prometheus (its service is NOT started), openssl, curl
-#   - builds the pinned Go components (e2e/build.sh) into ~/.cache/modelratchet/bin
+#   - Debian packages: openssl, curl, iproute2 (`ip netns` for the pod network of the data plane,
+#     e2e/harness/netns.py)
+#   - builds the pinned Go components (e2e/build.sh) into ~/.cache/modelratchet/bin, Prometheus included
+#     (Debian's package has no Kubernetes service discovery)
 # Needs root (or sudo) for apt-get; skips apt entirely when everything is already installed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(prometheus openssl curl ca-certificates)
+packages=(openssl curl ca-certificates iproute2)
 apt_started=$SECONDS
 apt_detail="already installed"
 
@@ -23,8 +25,8 @@ if (( ${#missing[@]} > 0 )); then
     if [[ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 -print -quit 2>/dev/null)" ]]; then
         "${sudo[@]}" apt-get update
     fi
-    # The suite runs its own Prometheus on a free loopback port; the packaged service must not
-    # start (and grab :9090) during install. policy-rc.d exit 101 = "action forbidden".
+    # No packaged service may start during install (the suite runs its own processes on free loopback
+    # ports). policy-rc.d exit 101 = "action forbidden".
     policy=/usr/sbin/policy-rc.d
     backup=""
     if [[ -e "$policy" ]]; then

@@ -1,4 +1,5 @@
-"""End to end: real kube-apiserver + kwok, real Prometheus, real model servers, the operator as a process."""
+"""End to end: real kube-apiserver + kwok, real Prometheus, model servers as pods behind a Service and a real
+gateway (the data plane), the operator as a process."""
 
 from __future__ import annotations
 
@@ -165,19 +166,15 @@ def test_operator_killed_during_analysis_resumes_without_duplicates(
     _recorded_once(scenario, name, "Promoted")
 
 
-def test_regression_after_promotion_reverts_to_previous_good(scenario: Scenario, prometheus: Any) -> None:
+def test_regression_after_promotion_reverts_to_previous_good(scenario: Scenario) -> None:
     # Swapping the server behind the label leaves a gap in its series: tolerate it, the regression is the point.
     analysis = {"interval": "2s", "failureLimit": 0, "inconclusiveLimit": 10}
     name = _setup(scenario, V2, postPromotion={"watch": "60s"}, analysis=analysis)
     scenario.wait_phase(name, "Promoted", timeout=120)
     assert scenario.target_checkpoint() == V2
-    # The promoted checkpoint degrades in production: the same label now serves a worse model.
-    from e2e.harness.model_servers import checkpoint_file
-
-    scenario.prometheus.remove_target(scenario._job(V2))
-    scenario.fleet.remove(V2)
-    address = scenario.fleet.add(V2, checkpoint_file("v3-regressed"))
-    prometheus.add_target(scenario._job(V2), address, {"namespace": scenario.ns})
+    # The promoted checkpoint degrades in production: what is stored under V2 becomes a worse model, and the
+    # target's pods restart onto it.
+    scenario.replace_checkpoint(V2, "v3-regressed")
     status = scenario.wait_phase(name, "RolledBack", timeout=90)
     for h in status["history"][:8]:
         print(f"  #{h['id']} {h['stage']} {h['verdict']}: {h['message']}")

@@ -30,13 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from e2e.harness import pki, procs
+from e2e.harness import kwok_stages, netns, pki, procs
 from e2e.harness.components import bin_path, cache_root
 from e2e.harness.wait import wait_for
 
 LOOPBACK = "127.0.0.1"
 SERVICE_CIDR = "10.96.0.0/16"  # only allocated from, never routed
-POD_CIDR = "127.1.0.1/16"  # kwok hands out pod IPs from here; stays on loopback
 NODE_IP = LOOPBACK
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 # Order matters: later components depend on earlier ones; teardown runs in reverse.
@@ -105,6 +104,9 @@ class LocalCluster:
     startup_seconds: float | None = None
     # Seconds since the start of `up` at which each readiness milestone was reached.
     phases: dict[str, float] = field(default_factory=dict)
+    # Pod IPs come from this slot of 10.244.0.0/16 (e2e/harness/netns.py); None for a cluster not started here.
+    pod_network: netns.PodNetwork | None = None
+    _podnet_lock: int | None = field(default=None, repr=False)
     _ssl: ssl.SSLContext | None = field(default=None, repr=False)
 
     # --- contract used by tests -------------------------------------------------------------
@@ -130,6 +132,8 @@ class LocalCluster:
         cluster = cls(run_dir=run_dir, kubeconfig=kubeconfig, server=kubeconfig_server(kubeconfig))
         if run_dir is not None:
             cluster.processes = _tracked(run_dir)
+            pod_cidr = json.loads((run_dir / "state.json").read_text()).get("pod_cidr")
+            cluster.pod_network = netns.PodNetwork.from_cidr(pod_cidr) if pod_cidr else None
         return cluster
 
     @classmethod
@@ -156,8 +160,12 @@ class LocalCluster:
             for user in ("kube-controller-manager", "kube-scheduler", "kwok")
         }
         admin = write_kubeconfig(run_dir / "kubeconfig", server, tls["ca"].cert, tls["admin"], "admin")
-        cluster = cls(run_dir=run_dir, kubeconfig=admin, server=server, owned=owned)
-        state = {"server": server, "kubeconfig": str(admin), "ports": ports, "nodes": nodes, "pid": os.getpid()}
+        # Every component inherits the slot's lock: the slot stays claimed while any of them runs.
+        pod_network, podnet_lock = netns.claim_slot(str(run_dir))
+        cluster = cls(run_dir=run_dir, kubeconfig=admin, server=server, owned=owned, pod_network=pod_network,
+                      _podnet_lock=podnet_lock)
+        state = {"server": server, "kubeconfig": str(admin), "ports": ports, "nodes": nodes, "pid": os.getpid(),
+                 "pod_cidr": pod_network.kwok_cidr}
         (run_dir / "state.json").write_text(json.dumps(state, indent=2))
 
         etcd_url = f"http://{LOOPBACK}:{ports['etcd']}"
@@ -221,7 +229,7 @@ class LocalCluster:
                 f"--config={_kwok_config(run_dir / 'kwok')}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
-                f"--cidr={POD_CIDR}", f"--node-ip={NODE_IP}",
+                f"--cidr={pod_network.kwok_cidr}", f"--node-ip={NODE_IP}",
                 "--node-lease-duration-seconds=40",
                 f"--server-address={LOOPBACK}:{ports['kwok']}",
             ],
@@ -251,6 +259,7 @@ class LocalCluster:
             cluster._mark("default-serviceaccount", started)
         except BaseException:
             cluster.down()
+            cluster.release_pod_network()
             raise
         cluster.startup_seconds = time.monotonic() - started
         state["startup_seconds"] = round(cluster.startup_seconds, 2)
@@ -269,6 +278,13 @@ class LocalCluster:
         for proc in ordered:
             procs.forget(proc)
         self.processes.clear()
+        self.release_pod_network()
+
+    def release_pod_network(self) -> None:
+        """Our own hold on the pod network slot; the claim ends when no component holds it either."""
+        if self._podnet_lock is not None:
+            os.close(self._podnet_lock)
+            self._podnet_lock = None
 
     def restart(
         self,
@@ -333,8 +349,9 @@ class LocalCluster:
 
     def _start(self, name: str, argv: list[str]) -> None:
         assert self.run_dir is not None
+        held = () if self._podnet_lock is None else (self._podnet_lock,)
         proc = procs.start(name, argv, log=self.run_dir / "logs" / f"{name}.log",
-                           pidfile=self.run_dir / "pids" / f"{name}.pid", die_with_parent=self.owned)
+                           pidfile=self.run_dir / "pids" / f"{name}.pid", die_with_parent=self.owned, pass_fds=held)
         self.processes[name] = proc
         if self.owned:
             procs.stop_at_exit(proc)
@@ -447,7 +464,9 @@ def _pki(directory: Path) -> dict[str, pki.KeyPair]:
 def _kwok_config(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "kwok.yaml"
-    path.write_text("apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n")
+    # Pod stages: pods labelled modelratchet.io/serve get their readiness from the supervisor, not from kwok.
+    config = "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n"
+    path.write_text(f"{config}---\n{kwok_stages.pod_stages()}")
     return path
 
 

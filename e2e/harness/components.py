@@ -100,6 +100,32 @@ COMPONENTS: dict[str, Component] = {
             ],
         ),
         Component(
+            # The gateway of the local data plane (e2e/harness/gateway.py): Gateway API and TraefikService.
+            name="traefik",
+            module="github.com/traefik/traefik/v3",
+            binaries={"traefik": "github.com/traefik/traefik/v3/cmd/traefik"},
+            ldflags=lambda v, i: [
+                f"-X github.com/traefik/traefik/v3/pkg/version.Version={v}",
+                f"-X github.com/traefik/traefik/v3/pkg/version.BuildDate={i['time']}",
+            ],
+        ),
+        Component(
+            # Module v0.53.3 is Prometheus 2.53.3 (LTS); built because Debian's package has no Kubernetes discovery.
+            name="prometheus",
+            module="github.com/prometheus/prometheus",
+            binaries={"prometheus": "github.com/prometheus/prometheus/cmd/prometheus"},
+            ldflags=lambda v, i: [
+                f"-X github.com/prometheus/common/version.{key}={value}"
+                for key, value in (
+                    ("Version", "2." + v.lstrip("v").split(".", 1)[1]),
+                    ("Revision", i.get("commit", "unknown")),
+                    ("Branch", "HEAD"),
+                    ("BuildUser", "modelratchet"),
+                    ("BuildDate", i["time"]),
+                )
+            ],
+        ),
+        Component(
             name="kubeconform",
             module="github.com/yannh/kubeconform",
             binaries={"kubeconform": "github.com/yannh/kubeconform/cmd/kubeconform"},
@@ -130,7 +156,7 @@ class MissingBinaryError(FileNotFoundError):
 def bin_path(binary: str) -> Path:
     """Path of a pinned binary in the cache; raises with the command to run if it is missing.
 
-    `prometheus` and `openssl` come from Debian and are looked up on PATH instead.
+    Others (`openssl`, `ip`) come from Debian and are looked up on PATH instead.
     """
     comp = BINARY_TO_COMPONENT.get(binary)
     if comp is None:

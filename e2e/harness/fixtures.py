@@ -5,27 +5,34 @@
 - crds (session): applies crds/*.yaml server-side, waits for Established, returns CRD names.
 - prometheus (session): LocalPrometheus on a free loopback port.
 - namespace (function): a fresh namespace name, deleted (without waiting) afterwards.
+- data_plane (session): DataPlane: pod network namespace, pod supervisor, Traefik gateway with the Gateway API
+  and traefik.io CRDs, and Prometheus discovering the serving pods (e2e/harness/dataplane.py).
 
 Missing binaries fail the test with the command that builds them; nothing here skips.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 import yaml
 
 from e2e.harness.cluster import LocalCluster
 from e2e.harness.components import REPO_ROOT, MissingBinaryError
+from e2e.harness.netns import PodNetworkError
 from e2e.harness.procs import rss_kib
 from e2e.harness.prometheus import LocalPrometheus
+
+if TYPE_CHECKING:
+    from e2e.harness.dataplane import DataPlane
 
 CRD_DIR = REPO_ROOT / "crds"
 _usage: dict[str, dict[str, int]] = {}
@@ -113,6 +120,33 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPromet
         prom.teardown()
 
 
+@pytest.fixture(scope="session")
+def data_plane(
+    local_cluster: LocalCluster, prometheus: LocalPrometheus, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DataPlane]:
+    from e2e.harness.dataplane import DataPlane  # numpy and the Kubernetes client: only when needed
+
+    try:
+        plane = DataPlane(local_cluster, tmp_path_factory.mktemp("dataplane"), prometheus=prometheus)
+        plane.start()
+    except MissingBinaryError as exc:
+        _fail_missing(exc)
+    except PodNetworkError as exc:
+        pytest.fail(f"the data plane cannot start: {exc}", pytrace=False)
+    print(f"\n[data plane] up in {plane.startup_seconds:.1f} s: "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in plane.phases.items()))
+    try:
+        yield plane
+    finally:
+        _record_usage("gateway (traefik)", {"traefik": plane.gateway.pid})
+        _record_usage("pod supervisor", {"supervisor": plane.supervisor.pid if plane.supervisor else None})
+        pods = json.loads((plane.run_dir / "supervisor.json").read_text()) if plane.supervisor else {}
+        if pods.get("pods_rss_peak_kib"):
+            _usage["pod processes"] = {"rss_kib": pods["pods_rss_peak_kib"],
+                                       "peak_kib": pods["pods_rss_peak_kib"]}
+        plane.stop()
+
+
 @pytest.fixture
 def namespace(request: pytest.FixtureRequest, local_cluster: LocalCluster) -> Iterator[str]:
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-") or "test"
@@ -132,6 +166,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     terminalreporter.section("real components: memory")
     for name, usage in _usage.items():
+        if name == "pod processes":  # they come and go: the supervisor samples their sum
+            terminalreporter.write_line(f"{name}: at most {usage['peak_kib'] / 1024:.0f} MiB at once")
+            continue
         terminalreporter.write_line(
             f"{name}: rss {usage['rss_kib'] / 1024:.0f} MiB at teardown, sum of per-process peaks "
             f"{usage['peak_kib'] / 1024:.0f} MiB"

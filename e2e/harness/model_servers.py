@@ -1,16 +1,21 @@
-"""Real model-server processes per checkpoint, and labelled traffic split across them.
+"""Real model-server processes per checkpoint, and labelled traffic to them.
 
 `ModelServerFleet` runs `examples/model-server/server.py` once per checkpoint label on a free
 127.0.0.1 port, so Prometheus scrapes real counters. `TrafficDriver` sends bounded, rate-limited
 requests drawn from the held-out evaluation split (with their true labels, so the servers count
 correct answers), choosing a server per request in proportion to `weights()`. `kube_weights`
 derives those weights from ready replicas, the way a Service spreads connections over pods.
+
+With the data plane (e2e/harness/dataplane.py) the servers are pods and `GatewayTrafficDriver` sends the
+same requests to the gateway instead: the gateway picks the server, and the driver records which checkpoint
+answered each request (the `X-Model-Checkpoint` response header).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import http.client
 import ipaddress
 import json
 import os
@@ -22,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,6 +49,20 @@ CHECKPOINT_DIR = EXAMPLE_DIR / "checkpoints"
 EVAL_SPLIT = CHECKPOINT_DIR / "eval-split.npz"
 
 Weights = Callable[[], Mapping[str, float]]
+CHECKPOINT_HEADER = "X-Model-Checkpoint"
+# Besides loopback, the pod networks this harness created itself (e2e/harness/netns.py) may be reached.
+_POD_NETWORKS: list[ipaddress.IPv4Network] = []
+
+
+def allow_pod_network(network: ipaddress.IPv4Network) -> None:
+    """Lets traffic and scrapes reach a pod network that this process created (and only that)."""
+    if network not in _POD_NETWORKS:
+        _POD_NETWORKS.append(network)
+
+
+def forbid_pod_network(network: ipaddress.IPv4Network) -> None:
+    with contextlib.suppress(ValueError):
+        _POD_NETWORKS.remove(network)
 
 
 def checkpoint_file(name: str) -> Path:
@@ -50,16 +70,18 @@ def checkpoint_file(name: str) -> Path:
     return CHECKPOINT_DIR / f"{name}.npz"
 
 
-def _require_loopback(host: str) -> None:
-    """Traffic and listeners stay on this machine: anything but loopback is a bug in the caller."""
+def _require_loopback(host: str, *, pods: bool = False) -> None:
+    """Traffic and listeners stay on this machine: anything but loopback (or, with `pods`, a pod network this
+    harness created) is a bug in the caller."""
     if host == "localhost":
         return
     try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
+        address = ipaddress.ip_address(host)
     except ValueError:
-        pass
-    raise ValueError(f"{host!r} is not a loopback address")
+        address = None
+    if address is not None and (address.is_loopback or (pods and any(address in n for n in _POD_NETWORKS))):
+        return
+    raise ValueError(f"{host!r} is not a loopback address" + (" nor in a pod network of this harness" if pods else ""))
 
 
 def pid_alive(pid: int) -> bool:
@@ -310,14 +332,19 @@ class LabelStats:
 
 @dataclass
 class TrafficStats:
+    """Counts per checkpoint label: the one the driver chose (TrafficDriver) or the one that answered
+    (GatewayTrafficDriver, whose per-label `sent` counts requests that label's servers answered)."""
+
     per_label: dict[str, LabelStats] = field(default_factory=dict)
     dropped: int = 0  # ticks skipped because every worker was busy (keeps the load bounded)
     unroutable: int = 0  # weight for a label that has no server address
     weight_errors: int = 0  # weights() raised; the previous weights were kept
+    no_answer: int = 0  # gateway mode: no model server answered (connection error, timeout, gateway error)
+    statuses: dict[int, int] = field(default_factory=dict)  # gateway mode: HTTP status -> count (0: no response)
 
     @property
     def sent(self) -> int:
-        return sum(s.sent for s in self.per_label.values())
+        return sum(s.sent for s in self.per_label.values()) + self.no_answer
 
     @property
     def ok(self) -> int:
@@ -325,7 +352,11 @@ class TrafficStats:
 
     @property
     def failed(self) -> int:
-        return sum(s.failed for s in self.per_label.values())
+        return sum(s.failed for s in self.per_label.values()) + self.no_answer
+
+    def answered(self) -> dict[str, int]:
+        """Successful answers per checkpoint, as the client saw them."""
+        return {label: s.ok for label, s in self.per_label.items() if s.ok}
 
 
 class TrafficDriver(threading.Thread):
@@ -393,6 +424,8 @@ class TrafficDriver(threading.Thread):
                 dropped=self._stats.dropped,
                 unroutable=self._stats.unroutable,
                 weight_errors=self._stats.weight_errors,
+                no_answer=self._stats.no_answer,
+                statuses=dict(self._stats.statuses),
             )
 
     def __enter__(self) -> TrafficDriver:
@@ -498,12 +531,149 @@ def _post_json(url: str, body: Mapping[str, Any], timeout: float) -> dict[str, A
     return answer
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One request through the gateway: the HTTP status (0: no response) and the checkpoint that answered."""
+
+    status: int
+    checkpoint: str | None
+    body: dict[str, Any] | None = None
+
+
+_connections = threading.local()
+
+
+def _connection(netloc: str, timeout: float) -> http.client.HTTPConnection:
+    """This thread's keep-alive connection to `netloc`.
+
+    Clients of a gateway keep their connections open; one that closes right after each answer makes Traefik's
+    mirroring skip the copy when the close is seen before the mirror is sent (its request context is canceled).
+    """
+    pool: dict[str, http.client.HTTPConnection] = _connections.__dict__.setdefault("pool", {})
+    conn = pool.get(netloc)
+    if conn is None:
+        host, _, port = netloc.rpartition(":")
+        conn = pool[netloc] = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    conn.timeout = timeout
+    return conn
+
+
+def gateway_request(
+    url: str,
+    host: str,
+    path: str = "/predict",
+    body: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+) -> Answer:
+    """POSTs `body` as JSON (GET without one) to the gateway at `url` for virtual host `host`, on a keep-alive
+    connection of this thread."""
+    parsed = urllib.parse.urlparse(url)
+    _require_loopback(parsed.hostname or "")
+    data = json.dumps(body).encode() if body is not None else None
+    send = {"Host": host, "Content-Type": "application/json", **(headers or {})}
+    for _ in range(2):
+        conn = _connection(parsed.netloc, timeout)
+        reused = conn.sock is not None
+        try:
+            conn.request("POST" if data is not None else "GET", path, body=data, headers=send)
+            resp = conn.getresponse()
+            raw = resp.read()
+            break
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()  # the next request opens a new connection
+            # Only a kept-alive connection that the gateway had closed meanwhile is retried (it fails before any
+            # answer); any other failure may have reached a server, so it is not repeated.
+            stale = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+            if not (reused and isinstance(exc, stale)):
+                return Answer(0, None)
+    else:
+        return Answer(0, None)
+    checkpoint = resp.headers.get(CHECKPOINT_HEADER)
+    checkpoint = urllib.parse.unquote(checkpoint) if checkpoint is not None else None
+    if resp.status != 200:  # the server's own errors carry its checkpoint, the gateway's do not
+        return Answer(resp.status, checkpoint)
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        answer = None
+    return Answer(resp.status, checkpoint, answer if isinstance(answer, dict) else None)
+
+
+class GatewayTrafficDriver(TrafficDriver):
+    """Sends labelled /predict requests to a gateway at a fixed rate; the gateway decides who answers.
+
+    Same bounds as TrafficDriver. `url` is the gateway (loopback), `host` the HTTPRoute hostname the requests
+    carry; `headers` are added to every request, or, as a callable, computed per request from its sequence
+    number (e.g. a header on every 10th request). stats().per_label counts answers per checkpoint, read from
+    the `X-Model-Checkpoint` response header, so a test sees the candidate's share at the client.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        host: str,
+        *,
+        path: str = "/predict",
+        headers: Mapping[str, str] | Callable[[int], Mapping[str, str]] | None = None,
+        **options: Any,
+    ) -> None:
+        _require_loopback(urllib.parse.urlparse(url).hostname or "")
+        super().__init__({}, static_weights({}), **options)
+        self.url = url
+        self.host = host
+        self.path = path
+        self._headers = headers
+        self._issued = 0
+
+    def _refresh_weights(self) -> None:
+        """The gateway splits the traffic; there is nothing to choose here."""
+
+    def _exhausted(self, now: float, deadline: float) -> bool:
+        if now >= deadline:
+            return True
+        return self.max_requests is not None and self._issued >= self.max_requests
+
+    def _tick(self, pool: ThreadPoolExecutor) -> None:
+        if not self._slots.acquire(blocking=False):
+            with self._lock:
+                self._stats.dropped += 1
+            return
+        sequence = self._issued
+        self._issued += 1
+        index = self._rng.randrange(len(self._samples.labels))
+        headers = self._headers(sequence) if callable(self._headers) else self._headers
+        pool.submit(self._send_through_gateway, index, dict(headers or {}))
+
+    def _send_through_gateway(self, index: int, headers: dict[str, str]) -> None:
+        truth = self._samples.labels[index]
+        body: dict[str, Any] = {"features": self._samples.features[index]}
+        if self.send_labels:
+            body["label"] = truth
+        try:
+            answer = gateway_request(self.url, self.host, self.path, body, headers, self.request_timeout)
+        finally:
+            self._slots.release()
+        with self._lock:
+            self._stats.statuses[answer.status] = self._stats.statuses.get(answer.status, 0) + 1
+            if answer.checkpoint is None:
+                self._stats.no_answer += 1
+                return
+            stats = self._stats.per_label.setdefault(answer.checkpoint, LabelStats())
+            ok = answer.status == 200 and answer.body is not None
+            stats.sent += 1
+            stats.ok += int(ok)
+            stats.failed += int(not ok)
+            stats.correct += int(ok and answer.body is not None and answer.body.get("prediction") == truth)
+
+
 def scrape_metrics(url: str, timeout: float = 5.0) -> dict[str, float]:
     """One server's /metrics as {sample name: value}; histogram buckets as 'name{le="0.05"}'.
 
-    Each server exports a single model/checkpoint label set, so the sample name is unique.
+    Each server exports a single model/checkpoint label set, so the sample name is unique. Servers on
+    loopback or (pods) in a pod network this harness created can be scraped.
     """
-    _require_loopback(urllib.parse.urlparse(url).hostname or "")
+    _require_loopback(urllib.parse.urlparse(url).hostname or "", pods=True)
     with urllib.request.urlopen(f"{url}/metrics", timeout=timeout) as resp:
         text = resp.read().decode()
     values: dict[str, float] = {}

@@ -115,6 +115,7 @@ def start(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     die_with_parent: bool = False,
+    pass_fds: Sequence[int] = (),
 ) -> ManagedProcess:
     log.parent.mkdir(parents=True, exist_ok=True)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +129,7 @@ def start(
             cwd=cwd,
             start_new_session=True,
             preexec_fn=_die_with_parent if die_with_parent else None,
+            pass_fds=tuple(pass_fds),
         )
     pidfile.write_text(json.dumps({"pid": popen.pid, "start_time": _start_time(popen.pid), "argv": list(argv)}))
     return ManagedProcess(name=name, pidfile=pidfile, popen=popen)

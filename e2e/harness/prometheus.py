@@ -3,6 +3,10 @@
 Targets live in file_sd JSON files (one per job) that Prometheus watches, so exporters can be
 added and removed while it runs. Expect a few seconds between add_target() and the first sample:
 Prometheus batches discovery updates (about 5 s) before scraping new targets.
+
+discover_pods() adds what a real cluster's Prometheus does: Kubernetes service discovery (role pod, through a
+kubeconfig) of the pods that serve (label modelratchet.io/serve=true), scraped at podIP:containerPort with
+`namespace` and `pod` target labels; the `model` and `checkpoint` labels come from the servers themselves.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class LocalPrometheus:
         self.owned = owned
         self.binary = bin_path("prometheus")
         self._targets: dict[str, list[tuple[str, dict[str, str]]]] = {}
+        self._pod_discovery: tuple[Path, str] | None = None
         self._proc: procs.ManagedProcess | None = None
         self.sd_dir = self.run_dir / "targets"
         self.config_file = self.run_dir / "prometheus.yml"
@@ -69,18 +74,50 @@ class LocalPrometheus:
         # Atomic rename, so the file watcher never reads a half-written file.
         os.replace(tmp, path)
 
+    def discover_pods(self, kubeconfig: Path, label: str = "modelratchet.io/serve") -> None:
+        """Scrape every Running pod labelled `label=true` at each declared container port (job `pods`)."""
+        self._pod_discovery = (kubeconfig, label)
+        self._write_config()
+        self.reload()
+
     def _write_config(self) -> None:
         # JSON is YAML; evaluation every 1s so recording/alerting rules (if added) keep up with tests.
+        scrape_configs: list[dict[str, Any]] = [
+            {
+                "job_name": "file_sd",  # overridden per target by the `job` label in each file
+                "file_sd_configs": [{"files": [str(self.sd_dir / "*.json")], "refresh_interval": "1s"}],
+            }
+        ]
+        if self._pod_discovery is not None:
+            kubeconfig, label = self._pod_discovery
+            meta_label = "__meta_kubernetes_pod_label_" + re.sub(r"[^A-Za-z0-9_]", "_", label)
+            scrape_configs.append({
+                "job_name": "pods",
+                "kubernetes_sd_configs": [{"role": "pod", "kubeconfig_file": str(kubeconfig),
+                                           "selectors": [{"role": "pod", "label": f"{label}=true"}]}],
+                "relabel_configs": [
+                    {"source_labels": [meta_label], "regex": "true", "action": "keep"},
+                    {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running", "action": "keep"},
+                    # One target per declared port; a pod without ports has nothing to scrape.
+                    {"source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": ".+",
+                     "action": "keep"},
+                    {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+                    {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+                ],
+            })
         config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [
-                {
-                    "job_name": "file_sd",  # overridden per target by the `job` label in each file
-                    "file_sd_configs": [{"files": [str(self.sd_dir / "*.json")], "refresh_interval": "1s"}],
-                }
-            ],
+            "scrape_configs": scrape_configs,
         }
         self.config_file.write_text(json.dumps(config, indent=2))
+
+    def reload(self) -> None:
+        """Makes a running Prometheus read its configuration again (a stopped one reads it at start)."""
+        if self.pid is None:
+            return
+        req = urllib.request.Request(f"{self.url}/-/reload", method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            resp.read()
 
     # --- lifecycle ---------------------------------------------------------------------------
 

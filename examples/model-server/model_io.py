@@ -128,22 +128,47 @@ def load_eval_split(path: str | Path) -> EvalSplit:
         )
 
 
-def resolve_checkpoint(uri: str, search_dir: str | Path | None = None) -> Path:
+def store_path(uri: str, store: str | Path) -> Path:
+    """Where a model store keeps the checkpoint `uri`: `<store>/<scheme>/<bucket or host>/<path>`.
+
+    A store is a local mirror of the object store (a volume synced from the bucket, or a directory a test
+    harness fills), so `s3://models/digits/v2` is `<store>/s3/models/digits/v2`, with or without `.npz`.
+    """
+    parsed = urlparse(uri)
+    parts = [parsed.scheme, parsed.netloc, *Path(unquote(parsed.path)).parts]
+    parts = [p for p in parts if p not in ("", "/")]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise ValueError(f"checkpoint {uri!r} does not name a file in a model store")
+    return Path(store).joinpath(*parts)
+
+
+def resolve_checkpoint(uri: str, search_dir: str | Path | None = None, store: str | Path | None = None) -> Path:
     """Maps a checkpoint reference to a local file.
 
-    `file:///models/v2.npz` and bare paths are used as they are. Any other URI (`s3://models/digits/v2`)
-    names a checkpoint that was shipped into `search_dir` under its last path segment, with or without
-    `.npz`: the image carries the files, the URI stays what the operator and the metrics call it.
+    `file:///models/v2.npz` and bare paths are used as they are. Any other URI (`s3://models/digits/v2`) is
+    looked up in the model `store` first, by its whole path (see store_path), then in `search_dir` by its
+    last path segment (a checkpoint shipped into the image), each with or without `.npz`: the URI stays what
+    the operator and the metrics call it.
     """
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         return Path(unquote(parsed.path))
     if not parsed.scheme:
         return Path(uri)
-    if search_dir is None:
-        raise ValueError(f"checkpoint {uri!r} is not a local path and no checkpoint directory is set")
-    name = Path(unquote(parsed.path)).name or parsed.netloc
-    for candidate in (Path(search_dir) / name, Path(search_dir) / f"{name}.npz"):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"checkpoint {uri!r}: neither {name} nor {name}.npz in {search_dir}")
+    if search_dir is None and store is None:
+        raise ValueError(f"checkpoint {uri!r} is not a local path and neither a model store nor a checkpoint "
+                         "directory is set")
+    tried = []
+    if store is not None:
+        path = store_path(uri, store)
+        tried.append(str(path))
+        for candidate in (path, path.with_name(path.name + ".npz")):
+            if candidate.is_file():
+                return candidate
+    if search_dir is not None:
+        name = Path(unquote(parsed.path)).name or parsed.netloc
+        tried.append(str(Path(search_dir) / name))
+        for candidate in (Path(search_dir) / name, Path(search_dir) / f"{name}.npz"):
+            if candidate.is_file():
+                return candidate
+    raise FileNotFoundError(f"checkpoint {uri!r}: none of {', '.join(tried)} (with or without .npz) exists")

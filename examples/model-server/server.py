@@ -3,7 +3,8 @@
     python examples/model-server/server.py --checkpoint examples/model-server/checkpoints/v2-better.npz \
         --checkpoint-label s3://models/digits/v2 --model digits --port 8080
 
-Endpoints:
+Endpoints (every answer carries the header `X-Model-Checkpoint: LABEL`, so a client behind a load balancer
+or gateway sees which checkpoint answered):
     POST /predict   {"features": [64 numbers], "label": optional int} -> {"prediction": int, "checkpoint": LABEL}
     POST /feedback  {"prediction": int, "label": int}                 -> {"correct": bool}
     GET  /healthz   200 once the checkpoint is loaded
@@ -23,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -41,6 +43,7 @@ log = logging.getLogger("model-server")
 # Fine buckets around tens of milliseconds, so a +40 ms regression is visible to histogram_quantile.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
 MAX_BODY_BYTES = 64 * 1024
+CHECKPOINT_HEADER = "X-Model-Checkpoint"
 DEFAULT_CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
@@ -134,6 +137,9 @@ def _optional_int(body: dict[str, Any], key: str) -> int | None:
     return value
 
 
+_URI_SAFE = ":/?#[]@!$&'()*+,;=%-._~"
+
+
 class Handler(BaseHTTPRequestHandler):
     """HTTP/1.0, one request per connection: shutdown only waits for requests already in flight."""
 
@@ -188,6 +194,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: HTTPStatus, data: bytes, content_type: str) -> None:
         self.send_response(status)
+        # Header values are Latin-1 on the wire; a label is a URI, percent-encode anything beyond ASCII.
+        self.send_header(CHECKPOINT_HEADER, urllib.parse.quote(self.service.label, safe=_URI_SAFE))
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -205,6 +213,9 @@ class Server(ThreadingHTTPServer):
     # Non-daemon handler threads, joined by server_close(): SIGTERM lets in-flight requests finish.
     daemon_threads = False
     block_on_close = True
+    # One connection per request (HTTP/1.0): behind a proxy, bursts of connects overflow socketserver's
+    # default listen backlog of 5, and the kernel drops them.
+    request_queue_size = 128
 
 
 def make_server(service: ModelService, host: str, port: int, metrics_only: bool = False) -> Server:
@@ -213,9 +224,14 @@ def make_server(service: ModelService, host: str, port: int, metrics_only: bool 
 
 
 def build_service(
-    checkpoint: str, label: str, model: str, checkpoint_dir: Path, extra_ms: float | None
+    checkpoint: str,
+    label: str,
+    model: str,
+    checkpoint_dir: Path,
+    extra_ms: float | None,
+    model_store: Path | None = None,
 ) -> ModelService:
-    path = resolve_checkpoint(checkpoint, checkpoint_dir)
+    path = resolve_checkpoint(checkpoint, checkpoint_dir, model_store)
     ckpt = load_checkpoint(path)
     registry = CollectorRegistry()
     extra = ckpt.extra_latency_seconds if extra_ms is None else extra_ms / 1000.0
@@ -229,7 +245,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--checkpoint",
         default=env("MODEL_CHECKPOINT"),
-        help="checkpoint path, file:// URI, or URI resolved in --checkpoint-dir (env MODEL_CHECKPOINT)",
+        help="checkpoint path, file:// URI, or URI resolved in --model-store or --checkpoint-dir "
+        "(env MODEL_CHECKPOINT)",
     )
     p.add_argument(
         "--checkpoint-label",
@@ -241,6 +258,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         default=Path(env("MODEL_CHECKPOINT_DIR", DEFAULT_CHECKPOINT_DIR)),
         help="where non-file URIs are looked up by their last segment (env MODEL_CHECKPOINT_DIR)",
+    )
+    p.add_argument(
+        "--model-store",
+        type=Path,
+        default=Path(env("MODEL_STORE")) if env("MODEL_STORE") else None,
+        help="local mirror of the object store, searched first: s3://bucket/key is <store>/s3/bucket/key[.npz] "
+        "(env MODEL_STORE)",
     )
     p.add_argument("--model", default=env("MODEL_NAME", "digits"), help="value of the `model` metric label")
     p.add_argument("--host", default=env("HOST", "127.0.0.1"))
@@ -296,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # only the series PromQL reads
     service = build_service(
-        args.checkpoint, args.checkpoint_label, args.model, args.checkpoint_dir, args.extra_latency_ms
+        args.checkpoint, args.checkpoint_label, args.model, args.checkpoint_dir, args.extra_latency_ms,
+        args.model_store,
     )
     servers = [make_server(service, args.host, args.port)]
     if args.metrics_port is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,6 +90,18 @@ def test_bad_requests_get_400_and_are_not_counted(fleet: ModelServerFleet, body:
     assert scrape_metrics(url)["model_predictions_total"] == 0
 
 
+def test_every_answer_names_its_checkpoint_in_a_header(fleet: ModelServerFleet) -> None:
+    """Behind a Service or a gateway, the client learns which checkpoint answered from the header."""
+    url, samples = fleet.urls()[V2], Samples.load()
+    req = urllib.request.Request(f"{url}/predict", data=json.dumps({"features": samples.features[0]}).encode(),
+                                 method="POST")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.headers["X-Model-Checkpoint"] == V2
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{url}/nope", timeout=5)
+    assert err.value.headers["X-Model-Checkpoint"] == V2
+
+
 def test_healthz_and_unknown_path(fleet: ModelServerFleet) -> None:
     url = fleet.urls()[V2]
     with urllib.request.urlopen(f"{url}/healthz", timeout=5) as resp:
@@ -146,9 +159,9 @@ def test_sigterm_exits_cleanly(fleet: ModelServerFleet) -> None:
     assert "stopped" in server.log_path.read_text()
 
 
-def _run_server_from_env(tmp_path: Path, checkpoint: str) -> dict[str, Any]:
+def _run_server_from_env(tmp_path: Path, checkpoint: str, **extra_env: str) -> dict[str, Any]:
     ready = tmp_path / "ready.json"
-    env = {**os.environ, "MODEL_CHECKPOINT": checkpoint}
+    env = {**os.environ, "MODEL_CHECKPOINT": checkpoint, **extra_env}
     cmd = [sys.executable, str(SERVER_SCRIPT), "--port", "0", "--ready-file", str(ready)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -167,6 +180,17 @@ def test_checkpoint_from_env(tmp_path: Path, uri: str) -> None:
     health = _run_server_from_env(tmp_path, uri)
     assert health["checkpoint"] == uri  # the label defaults to the reference the operator wrote
     assert "200-row" in health["description"]
+
+
+def test_checkpoint_from_a_model_store(tmp_path: Path) -> None:
+    """MODEL_STORE mirrors the object store: s3://models/digits/v2 is <store>/s3/models/digits/v2.npz, and it
+    wins over a file of the same last segment in the image's checkpoint directory."""
+    store = tmp_path / "store"
+    (store / "s3" / "models" / "digits").mkdir(parents=True)
+    shutil.copyfile(checkpoint_file("v3-regressed"), store / "s3" / "models" / "digits" / "v1-good.npz")
+    health = _run_server_from_env(tmp_path, "s3://models/digits/v1-good", MODEL_STORE=str(store))
+    assert health["checkpoint"] == "s3://models/digits/v1-good"
+    assert "3 -> 5 -> 8" in health["description"]  # the store's file was served, not the image's v1-good
 
 
 def _child_with_fleet(tmp_path: Path, exit_call: str) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import train
-from model_io import Checkpoint, load_checkpoint, load_eval_split, resolve_checkpoint
+from model_io import Checkpoint, load_checkpoint, load_eval_split, resolve_checkpoint, store_path
 
 from e2e.harness.model_servers import CHECKPOINT_DIR, EVAL_SPLIT, Samples
 
@@ -90,6 +90,21 @@ def test_loading_never_unpickles(tmp_path: Path) -> None:
 )
 def test_resolve_checkpoint(uri: str, expected: Path) -> None:
     assert resolve_checkpoint(uri, CHECKPOINT_DIR) == expected
+
+
+def test_resolve_from_a_model_store_first(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    stored = store / "s3" / "models" / "digits" / "v2.npz"
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(b"")
+    assert store_path("s3://models/digits/v2", store) == store / "s3" / "models" / "digits" / "v2"
+    assert resolve_checkpoint("s3://models/digits/v2", CHECKPOINT_DIR, store) == stored
+    # Not in the store: the image's checkpoint directory, by last segment.
+    assert resolve_checkpoint("s3://models/digits/v4-slow", CHECKPOINT_DIR, store) == CHECKPOINT_DIR / "v4-slow.npz"
+    with pytest.raises(FileNotFoundError, match="store"):
+        resolve_checkpoint("s3://models/digits/v9", None, store)
+    with pytest.raises(ValueError):
+        store_path("s3://models/../../etc/passwd", store)
 
 
 def test_resolve_unknown_remote_checkpoint() -> None:

@@ -527,6 +527,7 @@ def test_install_and_run_the_operator_as_its_service_account(
     prometheus: Any,
     namespace: str,
     release_factory: Any,
+    data_plane: Any,
     tmp_path: Path,
     scope: str,
 ) -> None:
@@ -560,7 +561,9 @@ def test_install_and_run_the_operator_as_its_service_account(
             "POD_NAME": identity,
         },
     )
-    scenario = Scenario(kube_api, namespace, prometheus, model=f"digits-{namespace}", log_dir=tmp_path)
+    # Pods that serve behind a Service, traffic through the gateway.
+    scenario = Scenario(kube_api, namespace, prometheus, model=f"digits-{namespace}", log_dir=tmp_path,
+                        data_plane=data_plane)
     receiver = WebhookReceiver()
     operator.start()
     try:

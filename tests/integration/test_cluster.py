@@ -98,7 +98,9 @@ def test_kubectl_and_server_version(local_cluster: LocalCluster) -> None:
     assert local_cluster.kubectl("get", "serviceaccount", "default", "-n", "default").returncode == 0
 
 
-def test_deployment_becomes_available_and_rolls_out(kube_api: client.ApiClient, namespace: str) -> None:
+def test_deployment_becomes_available_and_rolls_out(
+    kube_api: client.ApiClient, namespace: str, local_cluster: LocalCluster
+) -> None:
     apps = client.AppsV1Api(kube_api)
     name = "model-server"
     apps.create_namespaced_deployment(namespace, _deployment(name))  # type: ignore[arg-type]  # dicts are accepted
@@ -111,8 +113,9 @@ def test_deployment_becomes_available_and_rolls_out(kube_api: client.ApiClient, 
     for pod in pods:
         assert pod["spec"].get("nodeName"), "the scheduler should have bound the pod"
         assert pod["status"]["phase"] == "Running"
-        if pod["spec"]["nodeName"] in kwok_nodes:
-            assert pod["status"].get("podIP", "").startswith("127."), pod["status"]
+        if pod["spec"]["nodeName"] in kwok_nodes and local_cluster.pod_network is not None:
+            # kwok hands out pod IPs from the cluster's slot of 10.244.0.0/16 (e2e/harness/netns.py).
+            assert local_cluster.pod_network.contains(pod["status"].get("podIP", "")), pod["status"]
 
     def replica_sets() -> dict[str, Obj]:
         found = _plain(kube_api, apps.list_namespaced_replica_set(namespace, label_selector=f"app={name}"))
