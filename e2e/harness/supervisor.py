@@ -14,8 +14,9 @@ Readiness is real: kwok leaves these pods Ready=False (e2e/harness/kwok_stages.p
 pod's status to Ready once every container answers its readinessProbe (httpGet; without one, once its ports
 accept connections), back to not ready when the probe fails failureThreshold times or the process exits. A
 container that exits is started again with a backoff (1 s doubling to 30 s) and its restartCount goes up. When
-the pod is deleted or terminating, its processes get SIGTERM (SIGKILL after the grace period, at most 10 s) and
-the address is removed.
+the pod is deleted or terminating, its processes keep serving for 2 s (at most the grace period; the time the
+EndpointSlice and the gateway take to let go of it, as a preStop sleep would), then get SIGTERM (SIGKILL after the
+grace period, at most 10 s) and the address is removed. A new pod given the same IP stops them at once.
 
 All processes are started from the main thread with PR_SET_PDEATHSIG, so they die with this process, which the
 data plane itself starts with PR_SET_PDEATHSIG. State for tests and debugging goes to <run-dir>/supervisor.json.
@@ -56,6 +57,10 @@ log = logging.getLogger("supervisor")
 
 SELECTOR = f"{SERVE_LABEL}=true"
 MAX_GRACE_SECONDS = 10.0
+# A pod that goes away keeps serving this long before SIGTERM (at most its grace period), like a preStop sleep:
+# the EndpointSlice controller and the gateway need that long to stop sending it requests, and kwok deletes a
+# terminating pod at once.
+DRAIN_SECONDS = 2.0
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 STARTUP_PROBE_INTERVAL = 0.2  # until the first success; afterwards the probe's periodSeconds
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
@@ -153,6 +158,7 @@ class PodRun:
     containers: list[Container]
     stop_probes: threading.Event = field(default_factory=threading.Event)
     reported: str = ""  # the last status patch sent, to send only changes
+    drain_until: float | None = None  # going away: SIGTERM at this monotonic time
     retry_at: float | None = None  # a patch failed (API server down): send it again then
 
     @property
@@ -227,6 +233,7 @@ class Supervisor:
         self.images = dict(images)
         self.base_env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ")}
         self.runs: dict[str, PodRun] = {}
+        self.draining: dict[str, PodRun] = {}  # pods gone from the API whose processes still drain
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stop = threading.Event()
         self.listed = False
@@ -291,13 +298,13 @@ class Supervisor:
         if kind == "SYNC":
             present = {pod["metadata"]["uid"] for pod in payload}
             for uid in [u for u in self.runs if u not in present]:
-                self.stop_pod(uid)
+                self.drain_pod(uid)
             for pod in payload:
                 self.reconcile(pod)
             self.listed = True
             self.write_state()
         elif kind == "DELETED":
-            self.stop_pod(payload["metadata"]["uid"])
+            self.drain_pod(payload["metadata"]["uid"])
         elif kind in ("ADDED", "MODIFIED"):
             self.reconcile(payload)
         elif kind == "PROBE":
@@ -322,7 +329,7 @@ class Supervisor:
         uid = pod["metadata"]["uid"]
         if not self.wants_to_run(pod):
             if uid in self.runs:
-                self.stop_pod(uid)
+                self.drain_pod(uid)
             return
         if uid not in self.runs:
             self.start_pod(pod)
@@ -330,7 +337,8 @@ class Supervisor:
     def start_pod(self, pod: Mapping[str, Any]) -> None:
         meta, spec = pod["metadata"], pod["spec"]
         ip = pod["status"]["podIP"]
-        for other in [r for r in self.runs.values() if r.ip == ip]:
+        for other in [r for r in (*self.runs.values(), *self.draining.values()) if r.ip == ip]:
+            # kwok hands a deleted pod's IP to the next pod at once: the new pod wins.
             log.warning("%s is still held by %s/%s; stopping it first", ip, other.namespace, other.name)
             self.stop_pod(other.uid)
         grace = min(float(spec.get("terminationGracePeriodSeconds", 30)), MAX_GRACE_SECONDS)
@@ -374,9 +382,13 @@ class Supervisor:
         for run in list(self.runs.values()):
             if run.retry_at is not None and now >= run.retry_at:
                 self.report(run)
+        for run in list(self.draining.values()):
+            if run.drain_until is not None and now >= run.drain_until:
+                self.stop_pod(run.uid)
         if now - self._sampled >= 1.0:
             self._sampled = now
-            pids = [c.popen.pid for r in self.runs.values() for c in r.containers if c.running() and c.popen]
+            runs = (*self.runs.values(), *self.draining.values())
+            pids = [c.popen.pid for r in runs for c in r.containers if c.running() and c.popen]
             peaks = (self.rss_peak_kib, self.process_peak_kib)
             self.rss_peak_kib = max(self.rss_peak_kib, sum(rss_kib(pid) for pid in pids))
             self.process_peak_kib = max([self.process_peak_kib, *(rss_kib(pid, "VmHWM") for pid in pids)])
@@ -436,8 +448,21 @@ class Supervisor:
                 period = min([period, *(p.period for p in c.probes)])
             run.stop_probes.wait(period if all_ready else STARTUP_PROBE_INTERVAL)
 
-    def stop_pod(self, uid: str) -> None:
+    def drain_pod(self, uid: str) -> None:
+        """The pod is gone or terminating: its processes stop after the drain delay (tick() does it)."""
         run = self.runs.pop(uid, None)
+        if run is None:
+            return
+        run.stop_probes.set()
+        for c in run.containers:
+            c.next_start, c.ready = None, False
+        run.drain_until = time.monotonic() + min(DRAIN_SECONDS, run.grace)
+        self.draining[uid] = run
+        self.write_state()
+
+    def stop_pod(self, uid: str) -> None:
+        """SIGTERM now, SIGKILL after the grace period, then release the pod IP."""
+        run = self.runs.pop(uid, None) or self.draining.pop(uid, None)
         if run is None:
             return
         run.stop_probes.set()
@@ -456,13 +481,13 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(c.popen.pid, signal.SIGKILL)
                 c.popen.wait(5)
-        if not any(r.ip == run.ip for r in self.runs.values()):
+        if not any(r.ip == run.ip for r in (*self.runs.values(), *self.draining.values())):
             netns.remove_address(self.net, run.ip)
         log.info("%s/%s stopped, %s released", run.namespace, run.name, run.ip)
         self.write_state()
 
     def shutdown(self) -> None:
-        for uid in list(self.runs):
+        for uid in [*self.runs, *self.draining]:
             self.stop_pod(uid)
 
     # --- what the API server and the tests see ---------------------------------------------------------------
@@ -515,10 +540,11 @@ class Supervisor:
             "pod_process_peak_kib": self.process_peak_kib,
             "pods": [
                 {"namespace": r.namespace, "name": r.name, "uid": r.uid, "ip": r.ip, "ready": r.ready,
+                 "terminating": r.drain_until is not None,
                  "containers": [{"name": c.name, "pid": c.popen.pid if c.popen else None, "ready": c.ready,
                                  "restarts": c.restarts, "log": str(c.log_path), "error": c.error}
                                 for c in r.containers]}
-                for r in self.runs.values()
+                for r in (*self.runs.values(), *self.draining.values())
             ],
         }
         path = self.run_dir / "supervisor.json"

@@ -182,7 +182,9 @@ def test_a_request_mirror_filter_breaks_the_rule_on_traefik(setup: Setup) -> Non
     log = setup.plane.gateway.log_file
     wait_for(lambda: f"unsupported filter RequestMirror\" http_route={name}" in log.read_text(), timeout=30,
              message="Traefik's error about the filter")
-    answer = setup.plane.request(host, "/healthz")
+    # Until Traefik applies the new configuration (asynchronously), the host has no router at all: 404.
+    answer = wait_for(lambda: (a := setup.plane.request(host, "/healthz")).status != 404 and a, timeout=30,
+                      message=f"Traefik serving a router for {host}")
     print(f"\n[figure] RequestMirror on Traefik: route {sorted(conditions)} True, requests answered {answer.status}")
     assert answer.status == 500 and answer.checkpoint is None, "no model server sees the rule's requests"
 
