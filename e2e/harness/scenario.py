@@ -411,9 +411,10 @@ class Scenario:
                 if e.status != 404:
                     raise
             self.apps.delete_collection_namespaced_deployment(self.ns, propagation_policy="Background")
+            # Once all are terminating, their processes stop within the supervisor's drain delay.
             plane = self.data_plane
-            wait_for(lambda: not [p for p in plane.pods() if p["namespace"] == self.ns], timeout=60,
-                     message=f"the pod processes of {self.ns} to stop")
+            wait_for(lambda: not [p for p in plane.pods() if p["namespace"] == self.ns and not p["terminating"]],
+                     timeout=60, message=f"the pods of {self.ns} to terminate")
             return
         for label in list(self.fleet.servers()):
             self.prometheus.remove_target(self._job(label))
