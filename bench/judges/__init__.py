@@ -1,13 +1,15 @@
-"""Benchmark of the statistical judges against the rules canary tools use today.
+"""Benchmark of the statistical judges against the rules canary tools use, on what Prometheus really holds.
 
 Run it from the repository root::
 
-    .venv/bin/python -m bench.judges            # full run, a few minutes on 2 cores
-    .venv/bin/python -m bench.judges --quick    # smoke run, under a minute
+    .venv/bin/python -m bench.judges            # full run
+    .venv/bin/python -m bench.judges --quick    # a twentieth of the runs
+    .venv/bin/python -m bench.judges --smoke    # a handful of runs: the output's shape
 
-It simulates canary rollouts with known truth (accuracy with delayed labels, log-normal latency,
-sparse error counts; seasonality and AR(1) noise shared by both arms), runs every rule on the same
-streams, prints one table row per case and rule, checks the targets, and saves a plot under
-``bench/judges/out/``. See :mod:`bench.judges.cli` for the cases and :mod:`bench.judges.rules` for
+It simulates canary rollouts with known truth (accuracy with delayed labels, sparse error counts,
+latency as histogram bucket counts at unequal request rates, static baselines estimated on finite
+samples; seasonality and AR(1) noise shared by both arms), runs every rule on the same streams, prints
+one table per case, the headline and the targets, and saves a plot under ``bench/judges/out/``. See
+:mod:`bench.judges.cases` for the cases, :mod:`bench.judges.rules` and :mod:`bench.judges.latency` for
 how each rule is modelled.
 """

@@ -30,14 +30,17 @@ from __future__ import annotations
 import itertools
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
+from typing import TypeVar
 
 import numpy as np
 from modelratchet.judges import Direction, mann_whitney, sequential_rate
 from numpy.typing import NDArray
 
+from .latency import HistogramJob, HistogramStream, IntArray, SeriesJob, histogram_chunk, series_chunk
 from .streams import STEPS, FloatArray, RateStream, SampleStream
 
 ROLLBACK, PROMOTE, UNDECIDED = 1, 0, -1
@@ -72,8 +75,27 @@ def _outcome(stop: NDArray[np.int64], cum_samples: FloatArray) -> Outcome:
     return Outcome(decision, (idx + 1).astype(np.int64), samples.astype(float))
 
 
-def argo(score: FloatArray, threshold: float, cum_samples: FloatArray) -> Outcome:
-    """First failed measurement aborts; more than 4 consecutive query errors abort too."""
+def _at_checks(first: NDArray[np.int64], checks: NDArray[np.int64] | None, horizon: int) -> NDArray[np.int64]:
+    """Interval index of the first triggering check (``first`` indexes the checks), or the horizon."""
+    if checks is None:
+        return first
+    n = checks.size
+    stop: NDArray[np.int64] = np.where(first < n, checks[np.minimum(first, n - 1)], horizon).astype(np.int64)
+    return stop
+
+
+def argo(
+    score: FloatArray,
+    threshold: float,
+    cum_samples: FloatArray,
+    *,
+    failure_limit: int = 0,
+    checks: NDArray[np.int64] | None = None,
+) -> Outcome:
+    """Fails when failed measurements exceed ``failure_limit``; more than 4 consecutive query errors abort too.
+
+    ``score`` has one column per measurement; ``checks`` are their interval indices (default: every interval).
+    """
     failed = np.nan_to_num(score, nan=-np.inf) > threshold
     errors = np.isnan(score)
     run = np.zeros(score.shape[0])
@@ -81,18 +103,55 @@ def argo(score: FloatArray, threshold: float, cum_samples: FloatArray) -> Outcom
     for t in range(score.shape[1]):
         run = np.where(errors[:, t], run + 1, 0)
         too_many[:, t] = run > ARGO_ERROR_LIMIT
-    return _outcome(np.minimum(_first_true(failed), _first_true(too_many)), cum_samples)
+    first = np.minimum(_first_true(np.cumsum(failed, axis=1) > failure_limit), _first_true(too_many))
+    return _outcome(_at_checks(first, checks, cum_samples.shape[1]), cum_samples)
 
 
-def flagger(score: FloatArray, threshold: float, cum_samples: FloatArray) -> Outcome:
-    """Rollback when failed checks (including no-data checks) reach the threshold."""
+def flagger(
+    score: FloatArray,
+    threshold: float,
+    cum_samples: FloatArray,
+    *,
+    limit: int = FLAGGER_THRESHOLD,
+    checks: NDArray[np.int64] | None = None,
+) -> Outcome:
+    """Rollback when failed checks (including no-data checks) reach ``limit``."""
     bad = (np.nan_to_num(score, nan=np.inf) > threshold).astype(np.int64)
-    return _outcome(_first_true(np.cumsum(bad, axis=1) >= FLAGGER_THRESHOLD), cum_samples)
+    first = _first_true(np.cumsum(bad, axis=1) >= limit)
+    return _outcome(_at_checks(first, checks, cum_samples.shape[1]), cum_samples)
 
 
-def kayenta(z: FloatArray, z_crit: float, cum_samples: FloatArray) -> Outcome:
-    """First interval whose Mann-Whitney z exceeds the critical value fails; no-data intervals are skipped."""
-    return _outcome(_first_true(np.nan_to_num(z, nan=-np.inf) > z_crit), cum_samples)
+def kayenta(
+    z: FloatArray, z_crit: float, cum_samples: FloatArray, *, checks: NDArray[np.int64] | None = None
+) -> Outcome:
+    """First check whose Mann-Whitney z exceeds the critical value fails; no-data checks are skipped."""
+    first = _first_true(np.nan_to_num(z, nan=-np.inf) > z_crit)
+    return _outcome(_at_checks(first, checks, cum_samples.shape[1]), cum_samples)
+
+
+def window_value(succ: FloatArray, total: FloatArray, window: int, checks: NDArray[np.int64]) -> FloatArray:
+    """Rate over the last ``window`` intervals at each check (interval indices), as ``rate(...[w])`` ratios give it."""
+    cs, ct = np.cumsum(succ, axis=1), np.cumsum(total, axis=1)
+
+    def over(c: FloatArray) -> FloatArray:
+        before = np.where(checks - window >= 0, c[:, np.maximum(checks - window, 0)], 0.0)
+        out: FloatArray = c[:, checks] - before
+        return out
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value: FloatArray = over(cs) / over(ct)
+    return value
+
+
+def growing_z(
+    cand: FloatArray, base: FloatArray, checks: NDArray[np.int64], per_interval: int, bad_sign: float
+) -> FloatArray:
+    """Mann-Whitney z over all points since the start at each check: ``cand`` and ``base`` are (runs, points)."""
+    out = np.empty((cand.shape[0], checks.size))
+    for i, k in enumerate(checks):
+        end = (int(k) + 1) * per_interval
+        out[:, i] = mw_z(cand[:, None, :end], base[:, None, :end], bad_sign)[:, 0]
+    return out
 
 
 def calibrate_argo(score: FloatArray, rate: float) -> float:
@@ -108,14 +167,16 @@ def calibrate_flagger(score: FloatArray, rate: float) -> float:
     return float(np.quantile(kth, 1.0 - rate, method="higher"))
 
 
-def mw_z(cand: FloatArray, base: FloatArray, bad_sign: float, chunk: int = 256) -> FloatArray:
+def mw_z(cand: FloatArray, base: FloatArray, bad_sign: float, chunk: int | None = None) -> FloatArray:
     """One-sided Mann-Whitney z per (run, interval): candidate worse than baseline; NaN values dropped.
 
     ``cand`` and ``base`` have shape (runs, intervals, points). Tie-corrected normal approximation
     with continuity correction, as Kayenta's judge uses; NaN where either arm has fewer than 3 points.
     """
-    runs, intervals, _ = cand.shape
+    runs, intervals, points = cand.shape
     out = np.full((runs, intervals), np.nan)
+    # The pairwise comparisons take runs x intervals x points^2 booleans: keep a chunk near 20 million.
+    chunk = chunk or max(1, min(256, 20_000_000 // max(1, intervals * 4 * points * points)))
     for lo in range(0, runs, chunk):
         c = bad_sign * cand[lo : lo + chunk]
         b = bad_sign * base[lo : lo + chunk]
@@ -165,6 +226,7 @@ class RateJob:
     min_regression: float
     alpha: float
     beta: float
+    base_rates: FloatArray | None = None  # a known rate per run (a static baseline taken as exact)
 
 
 def _rate_chunk(job: RateJob) -> tuple[list[int], list[int], list[float]]:
@@ -175,7 +237,9 @@ def _rate_chunk(job: RateJob) -> tuple[list[int], list[int], list[float]]:
         for t in range(horizon):
             nan = bool(job.nan_interval[r, t])
             kwargs: dict[str, float] = {}
-            if job.base_rate is not None:
+            if job.base_rates is not None:
+                kwargs["baseline_rate"] = float(job.base_rates[r])
+            elif job.base_rate is not None:
                 kwargs["baseline_rate"] = job.base_rate
             else:
                 assert job.base_succ is not None and job.base_total is not None
@@ -233,18 +297,16 @@ def _latency_chunk(job: LatencyJob) -> tuple[list[int], list[int], list[float]]:
 
 
 Parts = list[tuple[list[int], list[int], list[float]]]
+J = TypeVar("J")
 
 
-def _parallel(chunks: list[RateJob] | list[LatencyJob], jobs: int) -> Outcome:
+def _parallel(fn: Callable[[J], tuple[list[int], list[int], list[float]]], chunks: list[J], jobs: int) -> Outcome:
     parts: Parts
     if jobs <= 1 or len(chunks) == 1:
-        parts = [_rate_chunk(c) if isinstance(c, RateJob) else _latency_chunk(c) for c in chunks]
+        parts = [fn(c) for c in chunks]
     else:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
-            if isinstance(chunks[0], RateJob):
-                parts = list(pool.map(_rate_chunk, [c for c in chunks if isinstance(c, RateJob)]))
-            else:
-                parts = list(pool.map(_latency_chunk, [c for c in chunks if isinstance(c, LatencyJob)]))
+            parts = list(pool.map(fn, chunks))
     d = np.array([x for p in parts for x in p[0]], dtype=np.int8)
     i = np.array([x for p in parts for x in p[1]], dtype=np.int64)
     s = np.array([x for p in parts for x in p[2]], dtype=float)
@@ -284,7 +346,47 @@ def modelratchet_rate(
         )
         for sl in _split(ct.shape[0], jobs)
     ]
-    return _parallel(chunks, jobs)
+    return _parallel(_rate_chunk, chunks, jobs)
+
+
+def frozen_rate(
+    cand_succ: FloatArray,
+    cand_total: FloatArray,
+    *,
+    base_succ: FloatArray,
+    base_total: FloatArray,
+    exact: bool,
+    direction: Direction,
+    min_regression: float,
+    alpha: float,
+    beta: float,
+    jobs: int = 1,
+) -> Outcome:
+    """The sequential judge against a static baseline estimated on ``base_total`` samples per run.
+
+    ``exact``: its value alone, taken as the truth (what the operator did); else its counts, frozen.
+    """
+    cs, ct = np.cumsum(cand_succ, axis=1), np.cumsum(cand_total, axis=1)
+    runs, horizon = ct.shape
+    bs = np.repeat(base_succ[:, None], horizon, axis=1)
+    bt = np.repeat(base_total[:, None], horizon, axis=1)
+    chunks = [
+        RateJob(
+            cand_succ=cs[sl],
+            cand_total=ct[sl],
+            base_succ=None if exact else bs[sl],
+            base_total=None if exact else bt[sl],
+            base_rate=None,
+            base_rates=(base_succ / base_total)[sl] if exact else None,
+            nan_interval=np.zeros((sl.stop - sl.start, horizon), dtype=bool),
+            direction=direction,
+            min_regression=min_regression,
+            alpha=alpha,
+            beta=beta,
+        )
+        for sl in _split(runs, jobs)
+    ]
+    return _parallel(_rate_chunk, chunks, jobs)
 
 
 def modelratchet_latency(
@@ -294,7 +396,39 @@ def modelratchet_latency(
         LatencyJob(stream.cand[sl], stream.base[sl], direction, min_effect, alpha)
         for sl in _split(stream.cand.shape[0], jobs)
     ]
-    return _parallel(chunks, jobs)
+    return _parallel(_latency_chunk, chunks, jobs)
+
+
+def modelratchet_histogram(
+    stream: HistogramStream, *, direction: Direction, min_effect: float, alpha: float, jobs: int = 1
+) -> Outcome:
+    """The histogram judge on each interval's exact bucket counts, looked at after every interval."""
+    cand, base = stream.per_interval(stream.cand), stream.per_interval(stream.base)
+    chunks = [HistogramJob(cand[sl], base[sl], direction, min_effect, alpha) for sl in _split(cand.shape[0], jobs)]
+    return _parallel(histogram_chunk, chunks, jobs)
+
+
+def series_mann_whitney(
+    cand: list[FloatArray],
+    cand_at: list[IntArray],
+    base: list[FloatArray],
+    base_at: list[IntArray],
+    cum_samples: FloatArray,
+    *,
+    intervals: int,
+    direction: Direction,
+    min_effect: float,
+    alpha: float,
+    jobs: int = 1,
+) -> Outcome:
+    """The per-sample Mann-Whitney judge on growing series (points tagged with their interval)."""
+    chunks = [
+        SeriesJob(
+            cand[sl], cand_at[sl], base[sl], base_at[sl], cum_samples[sl], intervals, direction, min_effect, alpha
+        )
+        for sl in _split(len(cand), jobs)
+    ]
+    return _parallel(series_chunk, chunks, jobs)
 
 
 def default_jobs() -> int:
