@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from e2e.harness.operator_proc import OperatorProcess
 from e2e.harness.scenario import V1, V2, V3, Scenario, digits_baseline, rollout_spec
@@ -25,7 +26,13 @@ IN_FLIGHT = "modelratchet_reconciles_in_flight"
 
 
 def _holder(sc: Scenario) -> str | None:
-    lease = client.CoordinationV1Api(sc.api).read_namespaced_lease(LEASE, sc.ns)
+    """Who holds the Lease; None until the first replica has created it (it does so after it starts serving)."""
+    try:
+        lease = client.CoordinationV1Api(sc.api).read_namespaced_lease(LEASE, sc.ns)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
     return lease.spec.holder_identity if lease.spec else None
 
 
