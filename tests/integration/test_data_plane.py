@@ -167,6 +167,22 @@ def test_traefik_service_mirroring_copies_requests_the_client_never_sees(setup: 
     assert served[V1] - before.get(V1, 0) == 200
 
 
+def test_a_mirror_without_endpoints_leaves_the_main_backend_serving(setup: Setup) -> None:
+    """A candidate whose pods are not ready yet: with allowEmptyServices the TraefikService still serves."""
+    name = f"mirror-{secrets.token_hex(3)}"
+    setup.sc.core.create_namespaced_service(setup.ns, service(f"{name}-none", {"app": "nothing-selects-this"}))
+    mirror = {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "TraefikService",
+        "metadata": {"name": name, "namespace": setup.ns},
+        "spec": {"mirroring": {"name": A, "port": 80, "mirrors": [{"name": f"{name}-none", "port": 80,
+                                                                     "percent": 100}]}},
+    }
+    setup.plane.gateway.apply([mirror])
+    host = setup.route([{"backendRefs": [{"group": "traefik.io", "kind": "TraefikService", "name": name}]}])
+    assert setup.plane.count_answers(host, 100) == {V1: 100}
+
+
 def test_a_request_mirror_filter_breaks_the_rule_on_traefik(setup: Setup) -> None:
     """Traefik's Gateway API provider does not implement RequestMirror. It still reports the route Accepted and
     ResolvedRefs, logs `unsupported filter RequestMirror`, and answers that rule's requests with 500: a router
