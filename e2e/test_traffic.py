@@ -151,7 +151,9 @@ def test_operator_killed_mid_step_converges_the_route_and_windows_start_when_ser
 ) -> None:
     sc = routed
     original = copy.deepcopy(_route(sc)["spec"]["rules"])
-    sc.create("modelbaselines", "digits", digits_baseline(sc.model))
+    # What is under test is the route and the windows, not the judging: a tolerant accuracy bound keeps the better
+    # checkpoint from failing a few-second window by chance.
+    sc.create("modelbaselines", "digits", digits_baseline(sc.model, accuracy_ratio=0.2))
     steps = [{"setWeight": 25}, {"analyze": {"duration": "6s"}}, {"setWeight": 50}, {"analyze": {"duration": "4s"}}]
     sc.start_traffic(rate=60)
     sc.create("modelrollouts", "digits", _spec(sc, V2, steps))
