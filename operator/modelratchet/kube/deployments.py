@@ -167,18 +167,22 @@ def build_canary(
             "namespace": target["metadata"]["namespace"],
             "labels": {**(target["metadata"].get("labels") or {}), **ours},
             "annotations": {CHECKPOINT_ANNOTATION: checkpoint, ROLLOUT_ANNOTATION: rollout},
-            "ownerReferences": [
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": "ModelRollout",
-                    "name": rollout,
-                    "uid": owner["metadata"]["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [owner_reference(owner)],
         },
         "spec": spec,
+    }
+
+
+def owner_reference(rollout: dict[str, Any]) -> dict[str, Any]:
+    """What the operator creates for a ModelRollout is owned by it: deleted with it, never adopted by another."""
+    meta = rollout["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ModelRollout",
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
     }
 
 

@@ -7,9 +7,8 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from modelratchet.api.common import API_VERSION
 
-from .deployments import ROLE_LABEL, ROLLOUT_LABEL, rollout_label_value
+from .deployments import ROLE_LABEL, ROLLOUT_LABEL, owner_reference, rollout_label_value
 from .resources import request_timeout
 
 
@@ -39,16 +38,7 @@ def build_canary_service(name: str, stable: dict[str, Any], rollout: dict[str, A
             "name": name,
             "namespace": meta["namespace"],
             "labels": {ROLE_LABEL: "canary", ROLLOUT_LABEL: rollout_label_value(meta["name"])},
-            "ownerReferences": [
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": "ModelRollout",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [owner_reference(rollout)],
         },
         "spec": {
             "selector": {ROLE_LABEL: "canary", ROLLOUT_LABEL: rollout_label_value(meta["name"])},

@@ -22,10 +22,9 @@ from typing import Any, Literal
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from modelratchet.api.common import API_VERSION
 from modelratchet.api.rollout import ModelRolloutSpec
 from modelratchet.kube import resources as res
-from modelratchet.kube.deployments import canary_name
+from modelratchet.kube.deployments import canary_name, owner_reference
 from modelratchet.rollout.traffic import STABLE_ONLY
 from modelratchet.rollout.types import RouteObservation, RouteState
 
@@ -325,7 +324,7 @@ class GatewayAPIRouter:
                 "name": self.names.mirror_service,
                 "namespace": self.namespace,
                 "labels": {"app.kubernetes.io/managed-by": "modelratchet"},
-                "ownerReferences": [_owner(self.rollout)],
+                "ownerReferences": [owner_reference(self.rollout)],
             },
             "spec": spec,
         }
@@ -397,15 +396,3 @@ def release_orphan(api: client.ApiClient, namespace: str, route_name: str, field
     router = GatewayAPIRouter.for_names(api, rollout, found[1], field_manager)
     router.remove()
     return True
-
-
-def _owner(rollout: dict[str, Any]) -> dict[str, Any]:
-    meta = rollout["metadata"]
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "ModelRollout",
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
