@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -295,7 +296,7 @@ def plot(rows: list[Row], path: Path) -> None:
         ax.axhline(ALPHA, color="black", linestyle="--", linewidth=1, label=f"alpha = {ALPHA:.0%}")
         ax.set_yscale("log")
         ax.set_xticks(np.arange(len(cases)) + 0.4 - width / 2)
-        ax.set_xticklabels([c.title.replace(": ", ":\n", 1) for c in cases], fontsize=7)
+        ax.set_xticklabels([textwrap.fill(c.title, 20) for c in cases], fontsize=7)
         ax.set_ylabel("false-rollback rate (A/A)")
         ax.set_title(title)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4)

@@ -275,7 +275,7 @@ def test_sequential_judge_needs_a_delta_or_ratio_threshold(judges: Judges) -> No
 
 
 def test_mann_whitney_judge_needs_a_live_baseline() -> None:
-    with pytest.raises(ValueError, match='latency: a mannWhitney judge compares with the stable checkpoint: it needs'):
+    with pytest.raises(ValueError, match="latency: a mannWhitney judge compares with the stable checkpoint: it needs"):
         spec_of({**latency({"type": "ratio", "value": 0.2}), "baseline": 0.02})
 
 
@@ -607,3 +607,12 @@ def test_real_histogram_judge_catches_a_slower_candidate() -> None:
     assert r.outcome == "failed" and r.judge is not None and r.judge.judge == "histogram"
     assert r.judge.estimate is not None and r.judge.estimate > 0.1
     assert r.judge.information_fraction == pytest.approx(1.0)
+
+
+def test_a_bucket_layout_too_large_for_the_status_records_no_counts(judges: Judges) -> None:
+    bounds = (*(0.001 * (i + 1) for i in range(70)), INF)
+    many = Histogram(bounds=bounds, times=(30.0,), windows=(tuple(float(i) for i in range(71)),), step=30.0)
+    [r] = evaluate(
+        spec_of(histogram_metric()), {"latency": Observation(histogram=many)}, {"latency": Observation(histogram=many)}
+    ).results
+    assert judges.calls and r.outcome == "passed" and r.baseline_evidence is None

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from modelratchet.judges import JudgeResult
 
 DEFAULT_MIN_EFFECT = 0.05
+MAX_RECORDED_BUCKETS = 64  # RecordedEvidence.bounds' limit
 
 
 @dataclass(frozen=True)
@@ -227,9 +228,11 @@ def run_histogram(
     if dropped:
         result.details["dropped_windows"] = float(dropped)
     evidence = None
-    if not baseline.frozen:
+    finite = [x for x in bounds if math.isfinite(x)]
+    # Kept for the post-promotion watch; a layout too large for the status keeps only the recorded value.
+    if not baseline.frozen and len(finite) <= MAX_RECORDED_BUCKETS:
         totals = [math.fsum(r[j] for r in base_rows) for j in range(len(bounds))]
-        evidence = RecordedEvidence(bounds=[x for x in bounds if math.isfinite(x)], counts=totals)
+        evidence = RecordedEvidence(bounds=finite, counts=totals)
     return JudgeRun(result, min_effect, severity, evidence)
 
 
