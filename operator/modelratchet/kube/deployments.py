@@ -146,7 +146,7 @@ def build_canary(
     """
     tname = target["metadata"]["name"]
     rollout = owner["metadata"]["name"]
-    ours = {ROLE_LABEL: "canary", ROLLOUT_LABEL: rollout_label_value(rollout)}
+    ours = canary_labels(rollout)
     template = with_checkpoint(target["spec"]["template"], source, checkpoint)
     meta = template.setdefault("metadata", {})
     meta["labels"] = {**(meta.get("labels") or {}), **ours}
@@ -171,6 +171,11 @@ def build_canary(
         },
         "spec": spec,
     }
+
+
+def canary_labels(rollout: str) -> dict[str, str]:
+    """The labels that mark a rollout's canary pods: its Deployment sets them, its Service selects by them."""
+    return {ROLE_LABEL: "canary", ROLLOUT_LABEL: rollout_label_value(rollout)}
 
 
 def owner_reference(rollout: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from .deployments import ROLE_LABEL, ROLLOUT_LABEL, owner_reference, rollout_label_value
+from .deployments import canary_labels, owner_reference
 from .resources import request_timeout
 
 
@@ -37,11 +37,11 @@ def build_canary_service(name: str, stable: dict[str, Any], rollout: dict[str, A
         "metadata": {
             "name": name,
             "namespace": meta["namespace"],
-            "labels": {ROLE_LABEL: "canary", ROLLOUT_LABEL: rollout_label_value(meta["name"])},
+            "labels": canary_labels(meta["name"]),
             "ownerReferences": [owner_reference(rollout)],
         },
         "spec": {
-            "selector": {ROLE_LABEL: "canary", ROLLOUT_LABEL: rollout_label_value(meta["name"])},
+            "selector": canary_labels(meta["name"]),
             "ports": ports,
         },
     }
