@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for the integration/e2e suite (idempotent):
 #   - Debian packages: openssl, curl, iproute2 (`ip netns` for the pod network of the data plane,
-#     e2e/harness/netns.py)
+#     e2e/harness/netns.py), chromium (headless browser of the dashboard's e2e test)
 #   - builds the pinned Go components (e2e/build.sh) into ~/.cache/modelratchet/bin, Prometheus included
 #     (Debian's package has no Kubernetes service discovery)
 # Needs root (or sudo) for apt-get; skips apt entirely when everything is already installed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(openssl curl ca-certificates iproute2)
+packages=(openssl curl ca-certificates iproute2 chromium)
 apt_started=$SECONDS
 apt_detail="already installed"
 
