@@ -36,6 +36,7 @@ COLD_SECONDS = {
     "traefik": 1084,
     "prometheus": 589,
     "kubernetes": 560,
+    "argocd": 480,
     "kwok": 215,
     "helm": 127,
     "etcd": 50,

@@ -126,6 +126,22 @@ COMPONENTS: dict[str, Component] = {
             ],
         ),
         Component(
+            # Argo CD's multi-call binary: ARGOCD_BINARY_NAME (or argv[0]) selects application-controller,
+            # repo-server, server or the CLI (e2e/harness/argocd.py).
+            name="argocd",
+            module="github.com/argoproj/argo-cd/v3",
+            binaries={"argocd": "github.com/argoproj/argo-cd/v3/cmd"},
+            ldflags=lambda v, i: [
+                f"-X github.com/argoproj/argo-cd/v3/common.{key}={value}"
+                for key, value in (
+                    ("version", v.lstrip("v")),
+                    ("buildDate", i["time"]),
+                    ("gitTag", v),
+                    ("gitTreeState", "clean"),
+                )
+            ],
+        ),
+        Component(
             name="kubeconform",
             module="github.com/yannh/kubeconform",
             binaries={"kubeconform": "github.com/yannh/kubeconform/cmd/kubeconform"},
