@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for the integration/e2e suite (idempotent):
 #   - Debian packages: openssl, curl, iproute2 (`ip netns` for the pod network of the data plane,
-#     e2e/harness/netns.py), chromium (headless browser of the dashboard's e2e test)
+#     e2e/harness/netns.py), chromium (headless browser of the dashboard's e2e test), redis-server and git
+#     (Argo CD's cache and the git repository it syncs from, e2e/harness/argocd.py)
 #   - builds the pinned Go components (e2e/build.sh) into ~/.cache/modelratchet/bin, Prometheus included
 #     (Debian's package has no Kubernetes service discovery)
 # Needs root (or sudo) for apt-get; skips apt entirely when everything is already installed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(openssl curl ca-certificates iproute2 chromium)
+packages=(openssl curl ca-certificates iproute2 chromium redis-server git)
 apt_started=$SECONDS
 apt_detail="already installed"
 
@@ -45,7 +46,7 @@ if (( ${#missing[@]} > 0 )); then
     trap - EXIT
     # On systemd machines the unit may still be enabled for the next boot; keep it off.
     if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
-        "${sudo[@]}" systemctl disable --now prometheus prometheus-node-exporter 2>/dev/null || true
+        "${sudo[@]}" systemctl disable --now prometheus prometheus-node-exporter redis-server 2>/dev/null || true
     fi
 fi
 
