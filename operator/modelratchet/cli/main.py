@@ -22,6 +22,7 @@ COMMANDS = [
     "modelratchet.cli.gates",
     "modelratchet.cli.report",
     "modelratchet.cli.watch",
+    "modelratchet.cli.dashboard",
 ]
 
 
