@@ -14,6 +14,11 @@ F: Verdict = "failed"
 P: Verdict = "passed"
 W: Verdict = "warning"
 I: Verdict = "inconclusive"  # noqa: E741
+# What the status says while spec.checkpoint still names the rejected v2 (with GitOps: git does), v1 serving.
+REJECTED_V2 = (
+    "spec.checkpoint v2 was rejected; v1 keeps serving. Set spec.checkpoint to another checkpoint (with GitOps:"
+    " revert the commit that set v2, or commit a new checkpoint), or run `modelratchet retry` to roll v2 out again"
+)
 
 
 def analyzing(verdicts: list[Verdict], duration: str = "2m", **spec: Any) -> Sim:
@@ -65,7 +70,7 @@ def test_a_failed_analysis_rolls_back_at_once_by_default() -> None:
     t = sim.tick(30)
     assert t.actions == [] and t.request is None
     assert t.status.phase == "RolledBack"
-    assert t.status.message == "v2 was rejected; run `modelratchet retry` to roll it out again"
+    assert t.status.message == REJECTED_V2
     assert (cond(t.status, "Progressing").status, cond(t.status, "Progressing").reason) == (
         "False",
         "CheckpointRejected",
@@ -513,7 +518,7 @@ def test_a_regression_after_promotion_reverts_to_the_previous_checkpoint() -> No
     assert sim.target_checkpoint == "v1"
     t = sim.tick(30)
     assert t.actions == [] and t.request is None
-    assert t.status.message == "v2 was rejected; run `modelratchet retry` to roll it out again"
+    assert t.status.message == REJECTED_V2
 
 
 def test_watch_failure_limit() -> None:

@@ -444,7 +444,13 @@ def _maybe_start(ctx: _Ctx, world: World) -> None:
         ctx.condition(cond.PAUSED, "False", "NotPaused", "")
         return
     if desired in (s.rejected_checkpoints or []):
-        s.message = f"{desired} was rejected; run `modelratchet retry` to roll it out again"
+        # Whoever keeps spec.checkpoint (often git) must move it on; the message says how.
+        serving = f"; {s.stable_checkpoint} keeps serving" if s.stable_checkpoint else ""
+        s.message = (
+            f"spec.checkpoint {desired} was rejected{serving}. Set spec.checkpoint to another checkpoint (with GitOps:"
+            f" revert the commit that set {desired}, or commit a new checkpoint), or run `modelratchet retry` to roll"
+            f" {desired} out again"
+        )
         ctx.condition(cond.PROGRESSING, "False", "CheckpointRejected", s.message)
         return
     rolled_back = parse_ts(s.rolled_back_at)
