@@ -106,7 +106,7 @@ BY_PHASE = {
     "Idle": "Healthy",
     "Promoted": "Healthy",
     "Progressing": "Progressing",
-    "Paused": "Progressing",  # still being decided: see the script's header
+    "Paused": "Progressing",  # without a Paused condition naming a person's gate: see the script's header
     "RolledBack": "Degraded",
 }
 
@@ -178,8 +178,14 @@ def test_rollout_progressing_says_where_it_is(lua_version: str) -> None:
     )
 
 
-@pytest.mark.parametrize("reason", ["ManualGate", "TimedPause", "WarningBlocked", "WaitingForData"])
-def test_rollout_paused_is_progressing_with_the_pause_message(reason: str, lua_version: str) -> None:
+@pytest.mark.parametrize(
+    ("reason", "health"),
+    [("ManualGate", "Suspended"), ("WarningBlocked", "Suspended"), ("TimedPause", "Progressing"),
+     ("WaitingForData", "Progressing")],
+)
+def test_rollout_paused_for_a_person_is_suspended(reason: str, health: str, lua_version: str) -> None:
+    """A manual gate or a blocking warning waits for `modelratchet promote` or `abort`: Suspended, as Argo CD shows
+    a paused Argo Rollout. A timed pause or a wait for data goes on by itself: Progressing."""
     text = "paused at step 2: `modelratchet promote` to continue, `abort` to roll back"
     status = ModelRolloutStatus(
         phase="Paused",
@@ -190,7 +196,7 @@ def test_rollout_paused_is_progressing_with_the_pause_message(reason: str, lua_v
         current_step=2,
         conditions=[condition("Paused", "True", reason, text)],
     )
-    assert run_health(ROLLOUT_LUA, rollout(status), lua_version) == ("Progressing", f"Paused ({reason}): {text}")
+    assert run_health(ROLLOUT_LUA, rollout(status), lua_version) == (health, f"Paused ({reason}): {text}")
 
 
 def test_rollout_paused_without_message_or_condition(lua_version: str) -> None:
@@ -220,7 +226,12 @@ def test_rollout_settled_messages(lua_version: str) -> None:
         conditions=[condition("RolledBack", "True", "AnalysisFailed", text)],
     )
     assert run_health(ROLLOUT_LUA, rollout(rolled_back), lua_version) == ("Degraded", text)
+    # Later the operator says what to do while spec.checkpoint still asks for the rejected one: both are shown.
+    rolled_back.message = "spec.checkpoint v43 was rejected; v42 keeps serving. Revert the commit that set v43"
+    assert run_health(ROLLOUT_LUA, rollout(rolled_back), lua_version) == ("Degraded", f"{text}. {rolled_back.message}")
     rolled_back.conditions = None
+    assert run_health(ROLLOUT_LUA, rollout(rolled_back), lua_version) == ("Degraded", rolled_back.message)
+    rolled_back.message = None
     assert run_health(ROLLOUT_LUA, rollout(rolled_back), lua_version) == (
         "Degraded",
         "The candidate checkpoint was rolled back",
@@ -276,7 +287,8 @@ def test_health_through_a_promoted_rollout() -> None:
     assert health_of(sim)[0] == "Progressing"
     sim.run_until(lambda s: s.phase == "Paused")
     health, message = health_of(sim)
-    assert health == "Progressing" and message.startswith("Paused (ManualGate): ")
+    assert health == "Suspended" and message.startswith("Paused (ManualGate): ")
+    assert "modelratchet promote" in message
 
     sim.gate("promote", "v2")
     sim.run_until(lambda s: s.phase == "Promoted", dt=10)
@@ -290,6 +302,11 @@ def test_health_through_a_rolled_back_rollout() -> None:
     sim.run_until(lambda s: s.phase == "RolledBack", dt=10)
     health, message = health_of(sim)
     assert health == "Degraded" and "accuracy 0.81 < 0.9" in message
+    # While spec.checkpoint still names it, Argo CD shows why and what to do in git.
+    sim.tick(10)
+    health, message = health_of(sim)
+    assert health == "Degraded" and "accuracy 0.81 < 0.9" in message
+    assert "revert the commit" in message and "commit a new checkpoint" in message
 
 
 def test_health_when_the_target_disappears() -> None:

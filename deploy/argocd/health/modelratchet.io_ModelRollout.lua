@@ -1,10 +1,11 @@
 -- Argo CD health of a modelratchet.io/ModelRollout (resource.customizations.health.modelratchet.io_ModelRollout).
 -- Runs in Argo CD's Lua 5.1 sandbox with the object as `obj`; JSON numbers arrive as floats.
---   Progressing  no status yet, a spec change not yet observed, a rollout under way or paused
+--   Progressing  no status yet, a spec change not yet observed, a rollout under way, a timed pause or a wait
+--                for data (the rollout goes on by itself)
+--   Suspended    paused for a person: a manual gate (`pause: {}`) or a warning that blocks, until
+--                `modelratchet promote` or `abort` (as Argo CD shows a paused Argo Rollout)
 --   Healthy      Idle or Promoted: the desired checkpoint (or the known-good one) is serving
 --   Degraded     RolledBack or Failed (git asks for a checkpoint that was rejected), or Ready=False
--- Paused counts as Progressing, not Suspended: the candidate is still being decided, so sync waves and
--- `argocd app wait --health` keep waiting instead of treating the rollout as settled.
 
 local function condition(status, type_)
   if status.conditions == nil then
@@ -103,7 +104,8 @@ if phase == "Progressing" then
 elseif phase == "Paused" then
   local c = condition(status, "Paused")
   local why = (c ~= nil and nonempty(c.reason)) and ("Paused (" .. c.reason .. ")") or "Paused"
-  hs.status = "Progressing"
+  local waits_for_a_person = c ~= nil and (c.reason == "ManualGate" or c.reason == "WarningBlocked")
+  hs.status = waits_for_a_person and "Suspended" or "Progressing"
   hs.message = with_prefix(why, nonempty(status.message, c and c.message, progress(status), "waiting"))
 elseif phase == "Promoted" then
   hs.status = "Healthy"
@@ -112,9 +114,16 @@ elseif phase == "Idle" then
   hs.status = "Healthy"
   hs.message = status.stableCheckpoint and ("Serving " .. status.stableCheckpoint) or "Idle"
 elseif phase == "RolledBack" then
+  -- Why it was rolled back (the condition), then what the operator says now (what to do about spec.checkpoint).
   local c = condition(status, "RolledBack")
+  local why = c and nonempty(c.message)
+  local now = nonempty(status.message)
   hs.status = "Degraded"
-  hs.message = nonempty(status.message, c and c.message, "The candidate checkpoint was rolled back")
+  if why ~= nil and now ~= nil and why ~= now then
+    hs.message = why .. ". " .. now
+  else
+    hs.message = nonempty(now, why, "The candidate checkpoint was rolled back")
+  end
 else
   hs.status = "Unknown"
   hs.message = "Unrecognised phase " .. tostring(phase)
