@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from .baseline import Verdict
+from .baseline import PROMETHEUS_ADDRESS_MAX_LENGTH, PROMETHEUS_ADDRESS_PATTERN, Verdict
 from .common import (
     AnalysisDuration,
     AnalysisInterval,
@@ -21,7 +21,7 @@ from .common import (
 )
 
 Phase = Literal["Idle", "Progressing", "Paused", "Promoted", "RolledBack", "Failed"]
-GateAction = Literal["promote", "abort", "retry"]
+GateAction = Literal["promote", "abort", "retry", "resumeTraining"]
 Outcome = Literal["passed", "failed", "inconclusive"]
 Classification = Literal["improved", "neutral", "regressed"]
 
@@ -237,6 +237,105 @@ class GatewayAPIRouting(ApiModel):
     )
 
 
+# MLflow's own limits: registered model names and aliases are at most 256 / 255 characters; tag keys 250.
+MLFLOW_ALIAS_PATTERN = r"^[A-Za-z0-9_-]+$"
+MLFLOW_TAG_KEY_PATTERN = r"^[A-Za-z0-9_.\-/ ]+$"
+
+
+class MlflowSource(ApiModel):
+    """An MLflow registered model whose alias names the candidate: moving the alias starts a rollout."""
+
+    model: str = Field(min_length=1, max_length=256, description="Registered model name.")
+    alias: str = Field(
+        default="challenger",
+        min_length=1,
+        max_length=255,
+        pattern=MLFLOW_ALIAS_PATTERN,
+        description="Alias whose model version is the candidate; its storage location becomes the checkpoint.",
+    )
+    tracking_uri: str | None = Field(
+        default=None,
+        alias="trackingURI",
+        max_length=PROMETHEUS_ADDRESS_MAX_LENGTH,
+        pattern=PROMETHEUS_ADDRESS_PATTERN,
+        description="MLflow tracking server base URL; default: the operator's (MODELRATCHET_MLFLOW_TRACKING_URI). "
+        "Only addresses the operator's settings allow are used.",
+    )
+    secret_ref: SecretKeySelector | None = Field(
+        default=None,
+        description="Secret key holding a bearer token for the tracking server (its author must be allowed to "
+        "get the Secret).",
+    )
+
+
+class CheckpointSource(ApiModel):
+    """Where the candidate checkpoint comes from instead of a literal spec.checkpoint."""
+
+    mlflow: MlflowSource = Field(description="An MLflow model registry alias.")
+
+
+class RegistryWriteBack(ApiModel):
+    """What the operator writes back into the registry once a candidate is judged."""
+
+    promoted_alias: str = Field(
+        default="champion",
+        min_length=1,
+        max_length=255,
+        pattern=MLFLOW_ALIAS_PATTERN,
+        description="Alias moved to a promoted version (and back to the serving version after a revert).",
+    )
+    rejected_tag: str = Field(
+        default="modelratchet.rejected",
+        min_length=1,
+        max_length=250,
+        pattern=MLFLOW_TAG_KEY_PATTERN,
+        description="Tag set to \"true\" on a version that was rolled back or reverted.",
+    )
+    enabled: bool = Field(default=True, description="false: only read the alias, write nothing back.")
+
+
+# A workload kind's resource is its lower-cased kind plus "s" (CronJob: cronjobs); the admission policy checks the
+# author's right to patch exactly that resource, and the operator patches nothing else.
+WORKLOAD_API_VERSION_PATTERN = r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/v[0-9]+((alpha|beta)[0-9]+)?$"
+
+
+class WorkloadReference(ApiModel):
+    """A training workload in the rollout's namespace that has a boolean suspend field."""
+
+    api_version: str = Field(
+        alias="apiVersion",
+        max_length=316,
+        pattern=WORKLOAD_API_VERSION_PATTERN,
+        description="group/version, e.g. batch/v1, jobset.x-k8s.io/v1alpha2, kubeflow.org/v1 (no core group).",
+    )
+    kind: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Z][A-Za-z0-9]*$",
+        description="Kind, e.g. CronJob, Job, JobSet, PyTorchJob; its resource is the lower-cased kind + s. "
+        "kubeflow.org kinds are suspended by spec.runPolicy.suspend, all others by spec.suspend.",
+    )
+    name: str = Field(min_length=1, max_length=253, description="Name, in the rollout's namespace.")
+
+    def describe(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+class OnRollback(ApiModel):
+    """What else happens when a candidate is rolled back (or reverted after promotion)."""
+
+    suspend: list[WorkloadReference] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Training workloads to suspend, so nothing retrains on the rejected model.",
+    )
+    resume_on: Literal["promotion", "manual"] = Field(
+        default="manual",
+        description="manual: only `modelratchet resume-training` resumes them; promotion: also the promotion of "
+        "a later checkpoint.",
+    )
+
+
 class ReplicasRouting(ApiModel):
     """The candidate's share of traffic is its share of the ready pods behind the target's Service."""
 
@@ -280,9 +379,19 @@ class ModelRolloutSpec(ApiModel):
     """The desired checkpoint of a serving Deployment and how to get there."""
 
     target_ref: LocalObjectReference = Field(description="The apps/v1 Deployment serving the model.")
-    checkpoint: str = Field(
-        min_length=1, max_length=1024, description="Desired checkpoint; changing it starts a rollout."
+    checkpoint: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Desired checkpoint; changing it starts a rollout. Set this or source.",
     )
+    source: CheckpointSource | None = Field(
+        default=None, description="Take the desired checkpoint from a model registry instead (set this or checkpoint)."
+    )
+    registry: RegistryWriteBack | None = Field(
+        default=None, description="With source: what is written back into the registry (default: champion alias)."
+    )
+    on_rollback: OnRollback | None = Field(default=None, description="What else a rollback does: suspend training.")
     checkpoint_from: CheckpointFrom = Field(description="Where the checkpoint lives in the pod template.")
     baseline_ref: LocalObjectReference = Field(description="The ModelBaseline that judges the candidate.")
     steps: list[Step] = Field(min_length=1, max_length=50, description="Canary steps, in order.")
@@ -308,7 +417,9 @@ class ModelRolloutSpec(ApiModel):
                     "(has(self.trafficRouting) && has(self.trafficRouting.gatewayAPI))",
                     "setHeaderRoute and setMirror steps need a router: set trafficRouting.gatewayAPI",
                     field_path=".steps",
-                )
+                ),
+                cel("has(self.checkpoint) != has(self.source)", "set exactly one of checkpoint or source"),
+                cel("!has(self.registry) || has(self.source)", "registry needs source: it writes to the source"),
             ]
         }
     }
@@ -320,6 +431,10 @@ class ModelRolloutSpec(ApiModel):
 
     @model_validator(mode="after")
     def _router_steps(self) -> ModelRolloutSpec:
+        if (self.checkpoint is None) == (self.source is None):
+            raise ValueError("set exactly one of checkpoint or source")
+        if self.registry is not None and self.source is None:
+            raise ValueError("registry needs source: it writes to the source")
         if not self.routed and any(s.set_header_route is not None or s.set_mirror is not None for s in self.steps):
             raise ValueError("setHeaderRoute and setMirror steps need a router: set trafficRouting.gatewayAPI")
         return self
@@ -410,6 +525,77 @@ class GateRequest(StatusModel):
     reason: str | None = None
 
 
+class RegistryVersion(StatusModel):
+    """The model version an alias named when last resolved."""
+
+    model: str
+    alias: str
+    version: str
+    checkpoint: str = Field(description="Its storage location: the candidate checkpoint.")
+    aliases: list[str] | None = Field(default=None, max_length=20, description="Every alias on that version.")
+    resolved_at: str | None = None
+
+
+class KnownVersion(StatusModel):
+    """Which registry version a checkpoint is (to move the promoted alias back after a revert)."""
+
+    checkpoint: str
+    version: str
+
+
+class RegistryTag(StatusModel):
+    key: str
+    value: str
+
+
+class RegistryWrite(StatusModel):
+    """A verdict to write into the registry: recorded first, written (and retried) after."""
+
+    id: int
+    version: str
+    verdict: Literal["promoted", "rolledBack", "reverted", "restored"] = Field(
+        description="restored: the promoted alias goes back to the version serving again after a revert."
+    )
+    set_alias: str | None = Field(default=None, description="Alias to move to this version.")
+    tags: list[RegistryTag] = Field(default_factory=list, max_length=16)
+    recorded_at: str
+    written_at: str | None = Field(default=None, description="Absent while the write is pending.")
+    attempts: int | None = None
+    last_error: str | None = None
+
+
+class RegistryStatus(StatusModel):
+    """The registry the candidate came from, and what was (or still is to be) written back to it."""
+
+    candidate: RegistryVersion | None = Field(default=None, description="The alias as last resolved.")
+    known: list[KnownVersion] | None = Field(default=None, max_length=20)
+    writes: list[RegistryWrite] | None = Field(default=None, max_length=20, description="Newest first.")
+    last_write_id: int | None = None
+
+
+class SuspendedWorkload(StatusModel):
+    """A training workload the operator suspended (or will suspend, or failed to)."""
+
+    api_version: str = Field(alias="apiVersion")
+    kind: str
+    name: str
+    state: Literal["pending", "suspended", "alreadySuspended", "failed"] = Field(
+        description="pending: to be suspended; alreadySuspended: it was, so resuming leaves it suspended."
+    )
+    message: str | None = None
+
+
+class TrainingStatus(StatusModel):
+    """Training paused after a rollback, until resumed by a person (or a later promotion)."""
+
+    state: Literal["Suspended", "Resuming"]
+    checkpoint: str = Field(description="The rejected checkpoint whose rollback suspended training.")
+    reason: str
+    history_id: int | None = Field(default=None, description="The analysis that decided the rollback.")
+    suspended_at: str
+    workloads: list[SuspendedWorkload] = Field(default_factory=list, max_length=20)
+
+
 class ModelRolloutStatus(StatusModel):
     """Observed state of a ModelRollout; everything the operator needs to resume."""
 
@@ -451,6 +637,8 @@ class ModelRolloutStatus(StatusModel):
     last_good_checkpoints: list[str] | None = None
     rejected_checkpoints: list[str] | None = None
     gate: GateRequest | None = Field(default=None, description="Pending manual gate request.")
+    registry: RegistryStatus | None = Field(default=None, description="With spec.source: the registry's side.")
+    training: TrainingStatus | None = Field(default=None, description="Training suspended after a rollback.")
     conditions: list[Condition] | None = None
     history: list[HistoryEntry] | None = None
 

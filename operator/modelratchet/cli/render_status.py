@@ -205,7 +205,7 @@ def outcome(ro: ModelRollout, *, through_post_promotion: bool = False) -> Outcom
         return None
     if s.phase == "Failed":
         return "failed"
-    desired = ro.spec.checkpoint
+    desired = desired_checkpoint(ro)
     if desired in (s.rejected_checkpoints or []):
         return "rolledBack"
     if s.phase in RUNNING or desired != s.stable_checkpoint:
@@ -213,6 +213,50 @@ def outcome(ro: ModelRollout, *, through_post_promotion: bool = False) -> Outcom
     if through_post_promotion and watching(ro):
         return None
     return "promoted" if s.phase == "Promoted" else "serving"
+
+
+def desired_checkpoint(ro: ModelRollout) -> str | None:
+    """spec.checkpoint, or with spec.source the checkpoint its registry alias named when last resolved."""
+    if ro.spec.checkpoint is not None:
+        return ro.spec.checkpoint
+    registry = status_of(ro).registry
+    return registry.candidate.checkpoint if registry and registry.candidate else None
+
+
+def registry_lines(ro: ModelRollout) -> list[tuple[str, str]]:
+    """With spec.source: the registry version, its aliases and the verdict writes still pending."""
+    if ro.spec.source is None:
+        return []
+    source = ro.spec.source.mlflow
+    registry = status_of(ro).registry
+    candidate = registry.candidate if registry else None
+    if candidate is None:
+        return [("Registry", f"MLflow {source.model}@{source.alias}, not resolved yet")]
+    aliases = ", ".join(candidate.aliases or []) or "-"
+    out = [
+        ("Registry", f"MLflow {candidate.model}@{candidate.alias} = version {candidate.version} (aliases: {aliases})")
+    ]
+    pending = [w for w in (registry.writes if registry else None) or [] if w.written_at is None]
+    if pending:
+        errors = [w.last_error for w in pending if w.last_error]
+        more = f"; last error: {errors[0]}" if errors else ""
+        out.append(
+            (
+                "Registry writes",
+                f"{len(pending)} pending ({', '.join(w.verdict + ' v' + w.version for w in pending)}){more}",
+            )
+        )
+    return out
+
+
+def training_lines(ro: ModelRollout) -> list[tuple[str, str]]:
+    """Training workloads suspended after a rollback, and their state."""
+    t = status_of(ro).training
+    if t is None:
+        return []
+    names = ", ".join(f"{w.kind}/{w.name} ({w.state})" for w in t.workloads) or "-"
+    verb = "suspended" if t.state == "Suspended" else "resuming"
+    return [("Training", f"{verb} after rolling back {t.checkpoint}: {names}")]
 
 
 # ------------------------------------------------------------------------------------------------ views
@@ -284,10 +328,11 @@ def render_detail(ro: ModelRollout, now: datetime, traffic: Traffic | None = Non
         ("Weight", "-" if s.canary_weight is None else f"{s.canary_weight}%"),
         ("Stable", s.stable_checkpoint or "-"),
         ("Canary", s.canary_checkpoint or "-"),
-        ("Desired", spec.checkpoint),
+        ("Desired", desired_checkpoint(ro) or "-"),
         ("Last verdict", _verdict(ro, now)),
         ("Message", s.message or "-"),
     ]
+    fields += registry_lines(ro) + training_lines(ro)
     gate = _gate(ro, now)
     if gate:
         fields.append(("Gate", gate))

@@ -15,6 +15,8 @@ PAUSED = "Paused"  # waiting: manual gate, timed pause, blocked warning, waiting
 ANALYSIS = "AnalysisPassing"  # the latest analysis passed
 PROMOTED = "Promoted"  # the desired checkpoint is serving
 ROLLED_BACK = "RolledBack"  # the latest candidate was rejected
+REGISTRY_SYNCED = "RegistrySynced"  # spec.source: the alias resolves and every verdict is written back
+TRAINING_SUSPENDED = "TrainingSuspended"  # spec.onRollback: training workloads suspended after a rollback
 DEGRADED = "Degraded"  # the operator cannot do its job: a reconcile error, or a checkpoint it refuses to write
 
 

@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 from modelratchet.api.common import parse_duration
 from modelratchet.api.rollout import HistoryEntry, MetricResult, ModelRolloutSpec, ModelRolloutStatus, Step
+from modelratchet.registry import core as registry
 
 from . import conditions as cond
-from . import traffic
+from . import traffic, training
 from .plan import unvalidated_target
 from .types import (
     AnalysisReport,
@@ -299,7 +300,18 @@ def reconcile(
     s.observed_generation = generation
     if s.history and len(s.history) > spec.history_limit:
         s.history = s.history[: spec.history_limit]  # historyLimit was lowered
-    if _references_broken(ctx, world):
+    if spec.source is not None:
+        # The registry's alias stands in for spec.checkpoint; an outage keeps the last version it named.
+        desired, problem, reason = registry.desired_checkpoint(spec, s, world.registry)
+        if world.registry is not None and world.registry.resolved is not None:
+            s.registry = registry.note_resolution(s.registry, world.registry, ctx.now_s)
+        if desired is None:
+            world = replace(world, baseline_error=problem, baseline_reason=reason)
+        else:
+            ctx.spec = spec = spec.model_copy(update={"checkpoint": desired})
+    broken = _references_broken(ctx, world)
+    _registry_and_training_conditions(ctx, world)
+    if broken:
         return Decision(ctx.s, ctx.actions, ctx.requeue)
     assert world.target is not None
 
@@ -322,7 +334,32 @@ def reconcile(
     else:
         _maybe_start(ctx, world)
     _guard_target(ctx)
+    _registry_and_training_conditions(ctx, world)
     return Decision(ctx.s, ctx.actions, ctx.requeue)
+
+
+def _registry_and_training_conditions(ctx: _Ctx, world: World) -> None:
+    """RegistrySynced (with spec.source) and TrainingSuspended (once training was suspended) as status says."""
+    if ctx.spec.source is not None:
+        ctx.condition(cond.REGISTRY_SYNCED, *registry.synced_condition(ctx.s, world.registry))
+        if registry.due(ctx.s):
+            ctx.soon(10.0)  # pending verdict writes are retried while the registry is away
+    had = cond.get_condition(ctx.s.conditions, cond.TRAINING_SUSPENDED) is not None
+    training_state = training.condition(ctx.s.training, resumed_before=had)
+    if training_state is not None:
+        ctx.condition(cond.TRAINING_SUSPENDED, *training_state)
+    if training.due(ctx.s.training):
+        ctx.soon(10.0)
+
+
+def _suspend_training(ctx: _Ctx, checkpoint: str, reason: str) -> str:
+    """Record the training to suspend after rejecting ``checkpoint``; the words to add to the announcement."""
+    s, refs = ctx.s, (ctx.spec.on_rollback.suspend if ctx.spec.on_rollback else [])
+    if not refs:
+        return ""
+    entry = next((h for h in s.history or [] if h.checkpoint == checkpoint), None)
+    s.training = training.on_rollback(ctx.spec, s.training, checkpoint, reason, entry.id if entry else None, ctx.now_s)
+    return f"; training suspended: {training.describe(refs)}"
 
 
 def _guard_target(ctx: _Ctx) -> None:
@@ -388,6 +425,15 @@ def _apply_gate(ctx: _Ctx, world: World) -> None:
         return
     s.gate = None
     who = f" by {gate.requested_by}" if gate.requested_by else ""
+    if gate.action == "resumeTraining":
+        if s.training is None:
+            ctx.event("GateIgnored", "resume-training ignored: no training is suspended")
+            return
+        names = ", ".join(f"{w.kind}/{w.name}" for w in s.training.workloads)
+        s.training = training.resume(s.training)
+        ctx.event("TrainingResumeRequested", f"resuming training ({names}){who}")
+        ctx.soon()
+        return
     if gate.action == "retry":
         target = gate.checkpoint or ctx.spec.checkpoint
         s.rejected_checkpoints = [c for c in s.rejected_checkpoints or [] if c != target] or None
@@ -433,6 +479,7 @@ def _maybe_start(ctx: _Ctx, world: World) -> None:
         ctx.event("CheckpointRestored", f"target set back to stable checkpoint {s.stable_checkpoint}")
         ctx.soon(2.0)
     desired = spec.checkpoint
+    assert desired is not None  # spec.source was resolved into it (reconcile)
     if desired == s.stable_checkpoint:
         promoted = cond.get_condition(s.conditions, cond.PROMOTED)
         if s.phase == "Failed" and promoted is not None and promoted.reason == "RevertImpossible":
@@ -731,6 +778,10 @@ def _promote(ctx: _Ctx, world: World) -> None:
     ctx.condition(cond.PAUSED, "False", "NotPaused", "")
     ctx.condition(cond.PROMOTED, "True", "Promoted", s.message)
     ctx.condition(cond.ROLLED_BACK, "False", "Promoted", f"{candidate} was promoted")
+    registry.record_verdict(ctx.spec, s, "promoted", candidate, s.message, ctx.now_s)
+    if s.training is not None and ctx.spec.on_rollback and ctx.spec.on_rollback.resume_on == "promotion":
+        s.training = training.resume(s.training)
+        ctx.event("TrainingResumeRequested", f"resuming training: {candidate} was promoted")
     ctx.event("Promoted", s.message)
     ctx.actions.append(Notify("promoted", s.message, candidate))
 
@@ -750,6 +801,8 @@ def _rollback(ctx: _Ctx, reason: str, message: str) -> None:
     ctx.condition(cond.PAUSED, "False", "NotPaused", "")
     ctx.condition(cond.ROLLED_BACK, "True", reason, text)
     ctx.condition(cond.PROMOTED, "False", reason, text)
+    registry.record_verdict(ctx.spec, s, "rolledBack", candidate, text, ctx.now_s)
+    text += _suspend_training(ctx, candidate, text)
     ctx.event("RolledBack", text, warning=True)
     ctx.actions.append(Notify("rolledBack", text, candidate))
     ctx.soon()
@@ -780,6 +833,8 @@ def _revert(ctx: _Ctx, reason: str, message: str) -> None:
     s.message = text
     ctx.condition(cond.PROMOTED, "False", reason, text)
     ctx.condition(cond.ROLLED_BACK, "True", reason, text)
+    registry.record_verdict(ctx.spec, s, "reverted", bad, text, ctx.now_s, restore=previous)
+    text += _suspend_training(ctx, bad, text)
     ctx.event("Reverted", text, warning=True)
     ctx.actions.append(Notify("reverted", text, bad))
     ctx.soon()

@@ -7,6 +7,7 @@ from typing import Literal
 
 from modelratchet.api.baseline import Verdict
 from modelratchet.api.rollout import MetricResult
+from modelratchet.registry.core import RegistryObservation
 
 Stage = Literal["canary", "postPromotion"]
 
@@ -97,6 +98,7 @@ class World:
     baseline_reason: str = "BaselineNotFound"  # CamelCase reason for baseline_error
     analysis: AnalysisReport | None = None  # present when the shell ran the requested analysis
     route: RouteObservation | None = None  # with a router: the route as read back
+    registry: RegistryObservation | None = None  # with spec.source: what the alias named this look
 
     @property
     def references_ok(self) -> bool:
