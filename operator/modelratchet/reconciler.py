@@ -17,6 +17,7 @@ from modelratchet import telemetry
 from modelratchet.analysis import run_analysis
 from modelratchet.api.errors import validation_problems
 from modelratchet.api.rollout import ModelRolloutSpec, ModelRolloutStatus, Notification
+from modelratchet.effects import Effects
 from modelratchet.gates import ValidationResult
 from modelratchet.kube import deployments as deps
 from modelratchet.kube import resources as res
@@ -87,6 +88,8 @@ class Reconciler:
         self.notifier = notifier
         # False once this replica may have lost leadership: it then neither records nor acts (NotLeader).
         self.may_act = may_act
+        # spec.source's registry alias, registry verdict writes and training suspensions (effects.py).
+        self.effects = Effects(settings, api, may_act)
 
     # ------------------------------------------------------------------------------------------ tick
 
@@ -162,6 +165,8 @@ class Reconciler:
         # observe
         fetched = self._fetch(obj, spec)
         world = observe_world(spec, fetched)
+        if spec.source is not None:
+            world = replace(world, registry=self.effects.resolve(spec, namespace))
         result: ValidationResult | None = None
         status = ModelRolloutStatus.model_validate(obj.get("status") or {})
         request = analysis_due(spec, status, now) if world.references_ok else None
@@ -205,6 +210,8 @@ class Reconciler:
                 res.emit_event(self.core, obj, "Warning", e.reason, str(e))
                 requeue = min(requeue, 10.0)
         self._after_write(obj, spec, status, stored, decision.actions, result, now)
+        follow = self.effects.follow_up(obj, spec, world.registry, now)
+        requeue = requeue if follow is None else min(requeue, follow)
         telemetry.RECONCILE_SECONDS.observe(time.monotonic() - started)
         return requeue
 

@@ -62,6 +62,12 @@ class OperatorSettings:
     # Addresses a ModelBaseline may name besides prometheus_url (URL prefixes or scheme://host:port origins).
     prometheus_allowed_addresses: tuple[str, ...] = ()
     prometheus_max_response_bytes: int = DEFAULT_PROMETHEUS_MAX_RESPONSE_BYTES
+    # The MLflow tracking server a ModelRollout's spec.source reads (and writes verdicts to), and the others a
+    # ModelRollout may name (trackingURI); the token is sent only to the default one.
+    mlflow_tracking_uri: str | None = None
+    mlflow_token: str | None = None
+    mlflow_allowed_addresses: tuple[str, ...] = ()
+    mlflow_timeout: float = 5.0
     # Webhook receivers must have public addresses unless these allow more (CIDRs, or every private range).
     webhook_allowed_cidrs: tuple[str, ...] = ()
     webhook_allow_private: bool = False
@@ -91,7 +97,16 @@ class OperatorSettings:
             AddressAllowlist.parse(allowed)
         except ValueError as e:
             raise ValueError(f"MODELRATCHET_PROMETHEUS_ALLOWED_ADDRESSES: {e}") from e
+        mlflow_allowed = _list("MODELRATCHET_MLFLOW_ALLOWED_ADDRESSES")
+        try:
+            AddressAllowlist.parse(mlflow_allowed)
+        except ValueError as e:
+            raise ValueError(f"MODELRATCHET_MLFLOW_ALLOWED_ADDRESSES: {e}") from e
         return cls(
+            mlflow_tracking_uri=(env("MODELRATCHET_MLFLOW_TRACKING_URI") or "").rstrip("/") or None,
+            mlflow_token=env("MODELRATCHET_MLFLOW_TOKEN") or _read(env("MODELRATCHET_MLFLOW_TOKEN_FILE")),
+            mlflow_allowed_addresses=mlflow_allowed,
+            mlflow_timeout=_float("MODELRATCHET_MLFLOW_TIMEOUT", 5.0),
             prometheus_url=env("MODELRATCHET_PROMETHEUS_URL") or cls.prometheus_url,
             prometheus_token=token,
             prometheus_ca_file=env("MODELRATCHET_PROMETHEUS_CA_FILE") or None,

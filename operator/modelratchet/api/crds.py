@@ -296,6 +296,21 @@ ROLLOUT_ACCESS_RULES = [
         "'spec.notifications: ' + request.userInfo.username + ' may not get every Secret named there, in namespace ' "
         "+ object.metadata.namespace",
     ),
+    (
+        "!has(object.spec.source) || !has(object.spec.source.mlflow.secretRef) || "
+        + _secret_readable("object.spec.source.mlflow.secretRef"),
+        "'spec.source.mlflow.secretRef: ' + request.userInfo.username + ' may not get Secret \"' "
+        "+ object.spec.source.mlflow.secretRef.name + '\" in namespace ' + object.metadata.namespace",
+    ),
+    # The operator suspends and resumes these: only for an author who may patch each of them (the resource is the
+    # lower-cased kind + s, exactly what the operator patches).
+    (
+        "!has(object.spec.onRollback) || !has(object.spec.onRollback.suspend) || object.spec.onRollback.suspend.all(w, "
+        "authorizer.group(w.apiVersion.split('/')[0]).resource(w.kind.lowerAscii() + 's')"
+        ".namespace(object.metadata.namespace).name(w.name).check('patch').allowed())",
+        "'spec.onRollback.suspend: ' + request.userInfo.username + ' may not patch every workload listed there, "
+        "in namespace ' + object.metadata.namespace",
+    ),
 ]
 
 # The custom verb that marks the operator: RBAC grants `record` on <kind>/status to its ServiceAccount only.
@@ -328,7 +343,7 @@ def status_guard_policy() -> list[dict[str, Any]]:
                 f"variables.operator || ({is_rollout} ? ({_status_unchanged_but_gate()}) "
                 ": object.?status == oldObject.?status)",
                 "'only the operator may change status fields other than status.gate; '"
-                " + request.userInfo.username + ' may request promote, abort or retry there'",
+                " + request.userInfo.username + ' may request promote, abort, retry or resumeTraining there'",
                 "Forbidden",
             ),
             (

@@ -1,4 +1,4 @@
-"""``modelratchet promote|abort|retry NAME``: manual gates, written to status.gate.
+"""``modelratchet promote|abort|retry|resume-training NAME``: manual gates, written to status.gate.
 
 The request goes through the status subresource, never the spec: the spec is what git holds (Argo CD would
 revert an edit there, or report drift). The operator applies a request once and clears status.gate.
@@ -32,7 +32,14 @@ ACTIONS = {
         "Remove a checkpoint from status.rejectedCheckpoints so that it is rolled out again, without waiting "
         "for the cooldown. Default checkpoint: spec.checkpoint.",
     ),
+    "resume-training": (
+        "resume the training workloads suspended after a rollback (spec.onRollback.suspend)",
+        "Unsuspend the training workloads the operator suspended when it rolled a checkpoint back; workloads "
+        "that were already suspended before stay suspended.",
+    ),
 }
+# The CLI verb and the gate action it writes, where they differ.
+GATE_ACTIONS = {"resume-training": "resumeTraining"}
 CONFLICT_RETRIES = 5
 POLL_SECONDS = 1.0
 # Events the operator records when it applies (or ignores) a gate, and the transitions that follow at once.
@@ -46,6 +53,7 @@ _GATE_EVENTS = {
     "Reverted",
     "RolloutStarted",
     "Paused",
+    "TrainingResumeRequested",
 }
 
 
@@ -68,7 +76,7 @@ def register(subparsers: Any) -> None:
         )
         parser.add_argument("--force", action="store_true", help="replace a request that is still pending")
         add_cluster_args(parser)
-        parser.set_defaults(func=run, gate_action=action)
+        parser.set_defaults(func=run, gate_action=GATE_ACTIONS.get(action, action))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,7 +99,7 @@ def plan(
     from modelratchet.api.rollout import GateRequest
 
     from .kubeapi import EXIT_NO, CliError
-    from .render_status import rfc3339, running, status_of, watching
+    from .render_status import desired_checkpoint, rfc3339, running, status_of, watching
 
     s = status_of(ro)
     name = ro.metadata.get("name")
@@ -123,8 +131,13 @@ def plan(
                 f"({serving})",
                 EXIT_NO,
             )
+    elif action == "resumeTraining":
+        training = s.training
+        if training is None or training.state != "Suspended":
+            raise CliError(f'nothing to resume: modelrollout "{name}" has no training suspended ({serving})', EXIT_NO)
+        target = training.checkpoint
     else:
-        target = checkpoint or ro.spec.checkpoint
+        target = checkpoint or desired_checkpoint(ro)
         rejected = s.rejected_checkpoints or []
         if target not in rejected:
             listed = ", ".join(rejected) if rejected else "none"
