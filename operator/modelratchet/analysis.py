@@ -4,14 +4,49 @@ from __future__ import annotations
 
 import itertools
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from prometheus_client import Histogram as LagHistogram
+
+from modelratchet import telemetry
 from modelratchet.api.baseline import ModelBaselineSpec
-from modelratchet.api.rollout import MetricResult
+from modelratchet.api.common import parse_duration
+from modelratchet.api.rollout import MetricResult, ModelRolloutSpec, ModelRolloutStatus
 from modelratchet.gates import Histogram, Observation, Schedule, ValidationResult, evaluate
 from modelratchet.metrics.prometheus import PrometheusSettings
 from modelratchet.metrics.provider import MetricsProvider
+from modelratchet.rollout.machine import parse_ts
 from modelratchet.rollout.types import AnalysisReport, AnalysisRequest
+
+ANALYSIS_LAG = LagHistogram(
+    "modelratchet_analysis_lag_seconds",
+    "From the time an analysis fell due to the time it started (how late the operator looks).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60, 120),
+    registry=telemetry.REGISTRY,
+)
+
+
+def due_at(spec: ModelRolloutSpec, status: ModelRolloutStatus) -> datetime | None:
+    """When the analysis the state machine now asks for fell due: an interval after the last one (or after the
+    step began or the promotion, when no analysis was made since). None when no analysis is scheduled."""
+    last = parse_ts(status.last_analysis_at)
+    if status.phase in ("Progressing", "Paused") and status.current_step is not None:
+        since = parse_ts(status.step_started_at)
+    elif status.phase == "Promoted":
+        since = parse_ts(status.promoted_at)
+    else:
+        return None
+    if since is None:
+        return None
+    reference = last if last is not None and last >= since else since
+    return reference + timedelta(seconds=parse_duration(spec.analysis.interval))
+
+
+def observe_lag(spec: ModelRolloutSpec, status: ModelRolloutStatus, started: datetime) -> None:
+    """Records how late an analysis that starts at ``started`` (wall clock) is."""
+    due = due_at(spec, status)
+    if due is not None:
+        ANALYSIS_LAG.observe(max(0.0, (started - due).total_seconds()))
 
 
 def live_spec(spec: ModelBaselineSpec) -> ModelBaselineSpec:

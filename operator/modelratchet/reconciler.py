@@ -14,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from modelratchet import telemetry
-from modelratchet.analysis import run_analysis
+from modelratchet.analysis import observe_lag, run_analysis
 from modelratchet.api.errors import validation_problems
 from modelratchet.api.rollout import ModelRolloutSpec, ModelRolloutStatus, Notification
 from modelratchet.effects import Effects
@@ -171,6 +171,7 @@ class Reconciler:
         status = ModelRolloutStatus.model_validate(obj.get("status") or {})
         request = analysis_due(spec, status, now) if world.references_ok else None
         if request is not None:
+            observe_lag(spec, status, datetime.now(UTC))
             world, result = self._analyze(world, spec, fetched.baseline, request, namespace, now)
 
         # decide, record: a newer version (a gate request, another writer) is decided again on the same world
