@@ -30,6 +30,7 @@ from . import kube, pages
 from .views import overview_row, rollout_view
 
 SESSION_COOKIE = "mr_session"
+SESSION = web.RequestKey("session", str)
 MAX_BODY = 16 * 1024  # an action's form is a token and nothing else
 MAX_STREAMS = 16  # concurrent live streams (each holds a watch thread)
 KEEPALIVE_SECONDS = 15.0
@@ -110,17 +111,27 @@ class Dashboard:
         except CliError as e:
             return self.error(404 if "not found" in e.message else 502, e.message)
         baseline_name = ro.spec.baseline_ref.name
+        # The rest is independent: ask the API server for all of it at once.
+        found: tuple[Any, ...] = await asyncio.gather(
+            self.call(list_events, self.cluster, namespace, name, obj["metadata"].get("uid")),
+            self.call(kube.get_baseline, self.cluster, namespace, baseline_name),
+            self.may_act(namespace),
+            return_exceptions=True,
+        )
+        events_raw, baseline, may_act = found
         note = None
-        try:
-            events = kube.recent_events(
-                await self.call(list_events, self.cluster, namespace, name, obj["metadata"].get("uid"))
-            )
-        except CliError as e:
-            events, note = [], f"Events could not be read: {e.message}"
-        try:
-            baseline = await self.call(kube.get_baseline, self.cluster, namespace, baseline_name)
-        except CliError:
+        if isinstance(events_raw, CliError):
+            events, note = [], f"Events could not be read: {events_raw.message}"
+        elif isinstance(events_raw, BaseException):
+            raise events_raw
+        else:
+            events = kube.recent_events(events_raw)
+        if isinstance(baseline, CliError):
             baseline = None
+        elif isinstance(baseline, BaseException):
+            raise baseline
+        if isinstance(may_act, BaseException):
+            raise may_act
         view = rollout_view(ro, datetime.now(UTC), baseline=baseline)
         extras = pages.Extras(
             conditions=(obj.get("status") or {}).get("conditions") or [],
@@ -129,13 +140,13 @@ class Dashboard:
             baseline_name=baseline_name,
             events_note=note,
         )
-        session = request.get("session", "")
+        session = request.get(SESSION, "")
         text = pages.rollout_page(
             view,
             extras,
             context=self.settings.context,
             csrf=self.csrf_token(session),
-            read_only=not await self.may_act(namespace),
+            read_only=not may_act,
             notice=notice,
         )
         return self.html(text, status)
@@ -268,13 +279,14 @@ class Dashboard:
         new_session = None
         if not session or len(session) != 43:
             session = new_session = secrets.token_urlsafe(32)
-        request["session"] = session
+        request[SESSION] = session
         response = await handler(request)
         if new_session is not None:
             response.set_cookie(SESSION_COOKIE, new_session, httponly=True, samesite="Strict", path="/")
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # Not no-referrer: with it a browser sends "Origin: null" on a form POST, which the check above refuses.
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Frame-Options"] = "DENY"
         response.headers.setdefault("Cache-Control", "no-store")
         return response
