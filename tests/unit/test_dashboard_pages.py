@@ -130,3 +130,16 @@ def test_actions_need_a_running_rollout_and_write_access() -> None:
     assert [a["value"] for t, a in tags(html) if t == "input" and a.get("name") == "csrf"] == ["tok123", "tok123"]
     hidden = pages.rollout_page(paused, extras(), context="c", csrf="tok123", read_only=True, notice=None)
     assert not [t for t, _ in tags(hidden) if t == "form"]
+
+
+def test_the_report_carries_the_baseline_definition_in_a_fence_it_cannot_close() -> None:
+    from modelratchet.cli.render_report import render_report
+
+    definition = "spec:\n  model: digits\n  description: '```\n# not a heading'\n"
+    text = render_report(rolled_back(), [], NOW, baseline_yaml=definition)
+    lines = text.splitlines()
+    start = lines.index("### ModelBaseline `fraud-detector`")
+    assert lines[start + 2] == "````yaml", "the fence is longer than any backtick run inside"
+    assert lines[start + 3 : start + 7] == definition.rstrip("\n").splitlines()
+    assert lines[start + 7] == "````"
+    assert "### ModelBaseline" not in render_report(rolled_back(), [], NOW)

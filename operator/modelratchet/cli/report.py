@@ -61,6 +61,19 @@ def timeline_events(raw: list[dict[str, Any]]) -> list[TimelineEvent]:
     return out
 
 
+def _baseline_yaml(cluster: Any, namespace: str, name: str) -> str:
+    """The ModelBaseline's definition as the dashboard shows it, or why it is missing."""
+    from modelratchet.dashboard.kube import baseline_definition, get_baseline
+
+    from .kubeapi import CliError
+
+    try:
+        obj = get_baseline(cluster, namespace, name)
+    except CliError as e:
+        return f"# cannot read ModelBaseline {name}: {e.message}\n"
+    return baseline_definition(obj) if obj is not None else f"# ModelBaseline {name} not found\n"
+
+
 def _run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -76,7 +89,11 @@ def _run(args: argparse.Namespace) -> int:
         events = timeline_events(list_events(cluster, namespace, args.name, obj["metadata"].get("uid")))
     except CliError as e:
         events, note = [], f"Events could not be read ({e.message}); the timeline shows conditions only."
-    text = render_report(ro, events, datetime.now(UTC), all_checkpoints=args.all_checkpoints, events_note=note)
+    baseline_yaml = _baseline_yaml(cluster, namespace, ro.spec.baseline_ref.name)
+    text = render_report(
+        ro, events, datetime.now(UTC), all_checkpoints=args.all_checkpoints, events_note=note,
+        baseline_yaml=baseline_yaml,
+    )
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8") as f:
