@@ -5,12 +5,14 @@ finishes a paused rollout, and a checkpoint carrying markup stays text. Screensh
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from e2e.harness.browser import Browser, first_paint_and_weight
 from e2e.harness.components import REPO_ROOT
@@ -114,3 +116,84 @@ def test_rollout_page_of_a_regressed_checkpoint(
     assert page.evaluate("document.querySelector('h1 .phase').textContent") == "RolledBack"
     assert "retry" in page.evaluate("[...document.querySelectorAll('.actions button')].map(b => b.id).join()")
     page.screenshot(ARTIFACTS / "rollout-rolled-back.png")
+
+
+# ------------------------------------------------------------------------------------- the user's own RBAC
+
+
+def _user_kubeconfig(kube_api: Any, admin: Path, namespace: str, name: str, rules: list[dict[str, Any]],
+                     directory: Path) -> tuple[Path, str]:
+    """A ServiceAccount holding ``rules`` in ``namespace`` and a kubeconfig that authenticates as it; returns the
+    kubeconfig and the RoleBinding's name (delete it to take the rights away)."""
+    from kubernetes import client
+
+    core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": name}, "rules": rules})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    })
+    request = {"spec": {"audiences": [], "expirationSeconds": 600}}
+    token = core.create_namespaced_service_account_token(name, namespace, request).status.token
+    config = json.loads(json.dumps(yaml.safe_load(admin.read_text())))
+    config["users"] = [{"name": name, "user": {"token": token}}]
+    config["contexts"][0]["context"]["user"] = name
+    path = directory / f"kubeconfig-{name}"
+    path.write_text(json.dumps(config))
+    return path, name
+
+
+READ = [
+    {"apiGroups": ["modelratchet.io"], "resources": ["modelrollouts", "modelbaselines"],
+     "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
+]
+GATE = {"apiGroups": ["modelratchet.io"], "resources": ["modelrollouts/status"], "verbs": ["patch"]}
+
+
+def test_actions_follow_the_users_rbac(
+    local_cluster: Any, kube_api: Any, crds: Any, namespace: str, browser: Browser, tmp_path: Path
+) -> None:
+    """No operator: a paused rollout as the operator would have recorded it. A reader sees no buttons (read-only
+    is the default where the status cannot be patched); a user whose right to patch is revoked after the page
+    loaded gets the cluster's refusal on the page, and nothing is written."""
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(kube_api)
+    spec = rollout_spec("digits-serving", "digits", V2, steps=[{"setWeight": 25}, {"pause": {}}])
+    custom.create_namespaced_custom_object("modelratchet.io", "v1alpha1", namespace, "modelrollouts", {
+        "apiVersion": "modelratchet.io/v1alpha1", "kind": "ModelRollout", "metadata": {"name": "digits"},
+        "spec": spec})
+    custom.patch_namespaced_custom_object_status("modelratchet.io", "v1alpha1", namespace, "modelrollouts", "digits", {
+        "status": {"phase": "Paused", "stableCheckpoint": V1, "canaryCheckpoint": V2, "currentStep": 1,
+                   "canaryWeight": 25, "observedGeneration": 1}})
+    page = browser.page
+
+    reader, _ = _user_kubeconfig(kube_api, Path(local_cluster.kubeconfig), namespace, "reader", READ, tmp_path)
+    viewer = DashboardProcess(reader, "-n", namespace, log_dir=tmp_path / "reader")
+    try:
+        page.navigate(f"{viewer.url}/rollouts/{namespace}/digits")
+        assert page.evaluate("document.querySelector('h1 .phase').textContent") == "Paused"
+        assert page.evaluate("document.querySelectorAll('.actions button, form').length") == 0
+    finally:
+        viewer.stop()
+
+    gater, binding = _user_kubeconfig(kube_api, Path(local_cluster.kubeconfig), namespace, "gater", [*READ, GATE],
+                                      tmp_path)
+    dash = DashboardProcess(gater, "-n", namespace, log_dir=tmp_path / "gater")
+    try:
+        page.navigate(f"{dash.url}/rollouts/{namespace}/digits")
+        assert page.evaluate("[...document.querySelectorAll('.actions button')].map(b => b.id)") == ["promote", "abort"]
+        role = client.RbacAuthorizationV1Api(kube_api)
+        role.patch_namespaced_role(binding, namespace, {"rules": READ})  # the right to patch is gone
+        page.click_and_wait_load("button#promote")
+        notice = page.evaluate("document.getElementById('notice').textContent")
+        assert "refused by the cluster's RBAC" in notice and "forbidden" in notice, notice
+        status = custom.get_namespaced_custom_object("modelratchet.io", "v1alpha1", namespace, "modelrollouts",
+                                                     "digits")["status"]
+        assert "gate" not in status, "nothing was written"
+        page.screenshot(ARTIFACTS / "refused.png", full_page=False)
+    finally:
+        dash.stop()

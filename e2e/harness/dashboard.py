@@ -13,6 +13,7 @@ from e2e.harness.wait import wait_for
 
 class DashboardProcess:
     def __init__(self, kubeconfig: Path, *args: str, log_dir: Path) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / "dashboard.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - open for the process's lifetime
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator"), "PYTHONUNBUFFERED": "1"}
