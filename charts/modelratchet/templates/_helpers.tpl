@@ -110,6 +110,12 @@ Roles (scope=namespace). docs/install.md explains each rule.
   resources: ["traefikservices"]
   verbs: ["get", "create", "patch", "delete"]
 {{- end }}
+{{- range .Values.rbac.trainingSuspend }}
+# spec.onRollback.suspend: suspend and resume only the training kinds listed in rbac.trainingSuspend.
+- apiGroups: [{{ .apiGroup | quote }}]
+  resources: {{ toJson .resources }}
+  verbs: ["get", "patch"]
+{{- end }}
 {{- end }}
 
 {{/* Cluster-scoped reads Kopf uses to follow CRDs (always) and namespaces (when watching a list). */}}
