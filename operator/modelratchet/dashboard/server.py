@@ -212,8 +212,8 @@ class Dashboard:
                     await response.write(b": keep-alive\n\n")
                     continue
                 await response.write(f"data: {json.dumps(message)}\n\n".encode())
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionResetError:
+            pass  # the browser went away; a cancelled handler (server stopping) ends here too, via finally
         finally:
             watch.stop()
             self.streams -= 1
@@ -244,7 +244,9 @@ class Dashboard:
         if name not in STATIC:
             raise web.HTTPNotFound()
         body = resources.files("modelratchet.dashboard").joinpath("static", name).read_bytes()
-        return web.Response(body=body, content_type=STATIC[name], headers={"Cache-Control": "max-age=300"})
+        response = web.Response(body=body, content_type=STATIC[name], headers={"Cache-Control": "max-age=300"})
+        response.enable_compression()
+        return response
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
