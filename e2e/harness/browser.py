@@ -79,13 +79,18 @@ class Browser:
             self.run(self.page.disconnect(), timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        terminate(self.proc)
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def terminate(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGTERM, and SIGKILL after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 class Page:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from e2e.harness.browser import terminate
 from e2e.harness.components import REPO_ROOT
 from e2e.harness.wait import wait_for
 
@@ -38,10 +39,5 @@ class DashboardProcess:
         return self.log_path.read_text()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        terminate(self.proc)
         self._log.close()
