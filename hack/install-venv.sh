@@ -4,6 +4,8 @@
 # distributions, plus pip and the project itself (editable).
 #
 #   hack/install-venv.sh [--lock FILE] [--no-project] [VENV]    defaults: requirements-dev.lock, .venv
+#   (with the dev lock it then runs hack/install-mlflow.sh: MLflow for the registry tests, in a venv of its own;
+#   MODELRATCHET_SKIP_MLFLOW=1 leaves it out)
 #
 # --require-hashes  every file pip fetches must match a hash in the lock, and every line must carry one
 # --no-deps         nothing beyond the lock is resolved or fetched
@@ -46,4 +48,8 @@ echo "installed $(basename "$lock") into $venv in $((SECONDS - started)) s"
 if [[ -n "${MODELRATCHET_TIMINGS:-}" ]]; then
     printf '{"step": "venv", "seconds": %d, "detail": "installed %s"}\n' \
         "$((SECONDS - started))" "$(basename "$lock")" >> "$MODELRATCHET_TIMINGS"
+fi
+# The development venv comes with the MLflow test venv beside it (hack/install-mlflow.sh; its own lock).
+if [[ "$lock" == "$root/requirements-dev.lock" && -z "${MODELRATCHET_SKIP_MLFLOW:-}" ]]; then
+    "$root/hack/install-mlflow.sh"
 fi

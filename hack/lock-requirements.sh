@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Regenerates the two hash-pinned lock files. A person runs this on purpose and commits the result;
+# Regenerates the three hash-pinned lock files. A person runs this on purpose and commits the result;
 # `make setup`, CI and the Dockerfile only ever install what the locks say (hack/install-venv.sh).
 #
 #   requirements.lock      the runtime closure of pyproject's [project.dependencies] (the Docker image)
+#   requirements-mlflow.lock  MLflow for the registry tests only (hack/mlflow-requirements.in), its own venv
 #   requirements-dev.lock  runtime + the [dev] extras + the build backend ([build-system].requires), so
 #                          the editable install runs with --no-build-isolation and fetches nothing unpinned
 #
@@ -55,6 +56,11 @@ sed -nE 's/^([A-Za-z0-9][A-Za-z0-9._-]*==[^ ]+).*/\1/p' requirements-dev.lock > 
 sed -i "\|$tools|d" requirements.lock requirements-dev.lock
 header requirements.lock "requirements.lock: the runtime dependencies of modelratchet (the Docker image)."
 
-for f in requirements.lock requirements-dev.lock; do
+# MLflow for the registry tests, resolved on its own (hack/mlflow-requirements.in): it never shares pins with the
+# operator, and hack/install-mlflow.sh installs it into a venv of its own.
+"${compile[@]}" hack/mlflow-requirements.in -o requirements-mlflow.lock
+header requirements-mlflow.lock "requirements-mlflow.lock: the MLflow server and client the registry tests run (hack/mlflow-requirements.in); tests only."
+
+for f in requirements.lock requirements-dev.lock requirements-mlflow.lock; do
     echo "wrote $f ($(grep -cE '^[A-Za-z0-9]' "$f") packages)"
 done

@@ -124,6 +124,36 @@ def test_each_lock_is_exactly_what_its_requirements_pull_in() -> None:
     assert sorted(DEV_LOCK) == sorted(closure(dev_requirements()))
 
 
+MLFLOW_LOCK = lockfile.read(ROOT / "requirements-mlflow.lock")
+MLFLOW_IN = [Requirement(line) for line in (ROOT / "hack" / "mlflow-requirements.in").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+MLFLOW_VENV = Path(os.environ.get("MODELRATCHET_MLFLOW_VENV") or Path.home() / ".cache/modelratchet/mlflow-venv")
+
+
+def test_the_mlflow_lock_is_hashed_pins_what_it_declares_and_stays_out_of_the_operator() -> None:
+    assert [e.name for e in MLFLOW_LOCK.values() if not any(h.startswith("sha256:") for h in e.hashes)] == []
+    for req in MLFLOW_IN:
+        entry = MLFLOW_LOCK.get(normalize(req.name))
+        assert entry is not None and req.specifier.contains(entry.version), f"{req} not pinned as declared"
+    # MLflow is a test tool: never in the operator's runtime, nor in the dev venv whose pins it would fight.
+    assert "mlflow" not in RUNTIME_LOCK and "mlflow" not in DEV_LOCK
+    assert not any(normalize(r.name).startswith("mlflow") for r in dev_requirements())
+
+
+def test_the_mlflow_venv_holds_exactly_the_mlflow_lock() -> None:
+    python = MLFLOW_VENV / "bin" / "python"
+    if not python.exists():
+        pytest.fail(f"no MLflow venv at {MLFLOW_VENV}: run hack/install-mlflow.sh (make setup does)", pytrace=False)
+    listing = subprocess.run(
+        [python, "-c", "import importlib.metadata as m, json; "
+         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
+        capture_output=True, text=True, check=True, timeout=120, env=_env(),
+    )
+    installed = {normalize(k): v for k, v in json.loads(listing.stdout).items()}
+    installed.pop("pip", None)
+    assert installed == {name: e.version for name, e in MLFLOW_LOCK.items()}, "run hack/install-mlflow.sh"
+
+
 def test_the_venv_holds_exactly_the_dev_lock() -> None:
     """Two venvs made from the same commit, a day or a year apart, are the same set of distributions."""
     installed = lockfile.installed()
