@@ -93,10 +93,15 @@ def test_overview_follows_a_rollout_live_and_promote_finishes_it(
     page.click_and_wait_load("button#promote")
     notice = page.evaluate("document.getElementById('notice')?.textContent ?? document.body.innerText")
     assert "promote of" in notice, notice
-    scenario.wait_phase("digits", "Promoted", timeout=60)
+    page.evaluate("window.loadedOnce = 'yes'")
+    # The page follows the rollout on its own: the last analysis step, then the promotion.
+    page.wait_for("document.querySelector('h1 .phase').textContent === 'Promoted'", 90, "Promoted shown live")
+    assert page.evaluate("window.loadedOnce") == "yes", "the rollout page was reloaded"
+    assert "promote of" in page.evaluate("document.getElementById('notice').textContent"), "the answer stays"
+    scenario.wait_phase("digits", "Promoted", timeout=30)
     assert scenario.target_checkpoint() == XSS
-    page.navigate(f"{dashboard.url}/rollouts/{scenario.ns}/digits")
-    assert page.evaluate("document.querySelector('h1 .phase').textContent") == "Promoted"
+    page.wait_for("[...document.querySelectorAll('li.step')].every(l => l.dataset.state === 'done')", 30)
+    assert page.evaluate("window.pwned") is None and not page.dialogs
     page.screenshot(ARTIFACTS / "rollout-promoted.png")
     assert not page.console_errors, page.console_errors
 
@@ -114,6 +119,9 @@ def test_rollout_page_of_a_regressed_checkpoint(
                            ".map(g => Number(g.dataset.historyId))")
     assert failed == [h["id"] for h in reversed(status["history"]) if h["verdict"] == "failed"]
     assert page.evaluate("document.querySelector('h1 .phase').textContent") == "RolledBack"
+    stopped = next(h["step"] for h in status["history"] if h["verdict"] == "failed")
+    states = page.evaluate("[...document.querySelectorAll('li.step')].map(l => l.dataset.state)")
+    assert states.index("stopped") == stopped and states[:stopped] == ["done"] * stopped
     assert "retry" in page.evaluate("[...document.querySelectorAll('.actions button')].map(b => b.id).join()")
     page.screenshot(ARTIFACTS / "rollout-rolled-back.png")
 

@@ -143,3 +143,14 @@ def test_the_report_carries_the_baseline_definition_in_a_fence_it_cannot_close()
     assert lines[start + 3 : start + 7] == definition.rstrip("\n").splitlines()
     assert lines[start + 7] == "````"
     assert "### ModelBaseline" not in render_report(rolled_back(), [], NOW)
+
+
+def test_a_rollout_page_follows_its_own_object() -> None:
+    view = rollout_view(rolled_back(), NOW)
+    html = pages.rollout_page(view, extras(), context="c", csrf="t", read_only=True, notice=None, version="42")
+    body = next(a for t, a in tags(html) if t == "body")
+    assert body["data-live"] == "/events?namespace=ml-prod&name=fraud-detector"
+    assert (body["data-href"], body["data-version"]) == ("/rollouts/ml-prod/fraud-detector", "42")
+    overview = pages.overview_page([], namespace="ml-prod", context="c", error=None)
+    body = next(a for t, a in tags(overview) if t == "body")
+    assert body["data-live"] == "/events?namespace=ml-prod" and "data-version" not in body

@@ -61,9 +61,11 @@ def test_steps_progress_marks_done_current_and_pending(current: int, states: lis
     assert [i.label for i in items][3] == "pause until promoted"
 
 
-def test_steps_of_a_promoted_rollout_are_all_done_and_of_a_rolled_back_one_none() -> None:
+def test_steps_of_a_promoted_rollout_are_all_done_and_a_rollback_shows_where_it_stopped() -> None:
     assert {i.state for i in steps_progress(rollout(promoted_status()))} == {"done"}
-    assert {i.state for i in steps_progress(rolled_back())} == {"pending"}
+    # rolled_back(): the candidate's last analysis failed at step 5/5.
+    assert [i.state for i in steps_progress(rolled_back())] == ["done", "done", "done", "done", "stopped"]
+    assert {i.state for i in steps_progress(rollout(None))} == {"pending"}
 
 
 def test_chart_series_has_one_point_per_analysis_per_metric_oldest_first() -> None:

@@ -77,8 +77,17 @@ class RolloutWatch:
     or expires (410) starts over with a fresh list. Errors go to ``emit("ERROR", {"message": ...})``.
     """
 
-    def __init__(self, cluster: Cluster, namespace: str | None, emit: Callable[[str, dict[str, Any]], None]):
+    def __init__(
+        self,
+        cluster: Cluster,
+        namespace: str | None,
+        emit: Callable[[str, dict[str, Any]], None],
+        *,
+        name: str | None = None,
+    ):
         self.cluster, self.namespace, self.emit = cluster, namespace, emit
+        # One rollout's page watches that object only.
+        self.selector = {"field_selector": f"metadata.name={name}"} if name else {}
         self._stop = threading.Event()
         self._watch: Any = None
         self._thread = threading.Thread(target=self._run, name="dashboard-watch", daemon=True)
@@ -106,13 +115,18 @@ class RolloutWatch:
             fn, args = self._list_call()
             try:
                 if version is None:
-                    listed = fn(*args, _request_timeout=REQUEST_TIMEOUT)
+                    listed = fn(*args, _request_timeout=REQUEST_TIMEOUT, **self.selector)
                     for obj in listed.get("items") or []:
                         self.emit("ADDED", obj)
                     version = (listed.get("metadata") or {}).get("resourceVersion")
                 self._watch = watch.Watch()  # type: ignore[no-untyped-call]
                 for event in self._watch.stream(
-                    fn, *args, resource_version=version, timeout_seconds=WATCH_SECONDS, allow_watch_bookmarks=True
+                    fn,
+                    *args,
+                    resource_version=version,
+                    timeout_seconds=WATCH_SECONDS,
+                    allow_watch_bookmarks=True,
+                    **self.selector,
                 ):
                     if self._stop.is_set():
                         break

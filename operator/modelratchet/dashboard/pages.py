@@ -27,8 +27,13 @@ def rollout_href(namespace: str, name: str) -> str:
     return f"/rollouts/{quote(namespace, safe='')}/{quote(name, safe='')}"
 
 
-def _layout(title: str, body: str, *, context: str, live: str | None = None) -> str:
+def _layout(
+    title: str, body: str, *, context: str, live: str | None = None, refresh: tuple[str, str] | None = None
+) -> str:
     live_attr = f' data-live="{e(live)}"' if live is not None else ""
+    if refresh is not None:  # a rollout page: it reloads its content from this URL once the object moves on
+        href, version = refresh
+        live_attr += f' data-href="{e(href)}" data-version="{e(version)}"'
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -162,7 +167,14 @@ class Extras:
 
 
 def rollout_page(
-    view: RolloutView, extras: Extras, *, context: str, csrf: str, read_only: bool, notice: tuple[str, str] | None
+    view: RolloutView,
+    extras: Extras,
+    *,
+    context: str,
+    csrf: str,
+    read_only: bool,
+    notice: tuple[str, str] | None,
+    version: str | None = None,
 ) -> str:
     r = view.row
     href = rollout_href(r.namespace, r.name)
@@ -219,6 +231,7 @@ def rollout_page(
     )
     body = (
         f"<h1>{e(r.namespace)}/{e(r.name)} {_phase(r.phase)}</h1>{note}"
+        '<p class="live" id="live-state">live updates: connecting…</p>'
         f'<div class="cols"><div class="main">{summary}{_actions(view, csrf, read_only, href)}{_steps(view.steps)}'
         f"<section><h2>Metrics per analysis</h2>{LEGEND}{charts}</section>"
         f'<section><h2>Verdicts</h2><ol class="verdicts" reversed>{verdicts}</ol></section>'
@@ -226,7 +239,9 @@ def rollout_page(
         f"<section><h2>Recent Events</h2>{events}{events_note}</section></div>"
         f"<aside><h2>ModelBaseline <code>{e(extras.baseline_name)}</code></h2>{baseline}</aside></div>"
     )
-    return _layout(f"{r.namespace}/{r.name}", body, context=context)
+    live = "/events?" + urlencode({"namespace": r.namespace, "name": r.name})
+    refresh = None if version is None else (href, version)
+    return _layout(f"{r.namespace}/{r.name}", body, context=context, live=live, refresh=refresh)
 
 
 def error_page(status: int, message: str, *, context: str) -> str:

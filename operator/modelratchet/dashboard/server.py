@@ -146,6 +146,7 @@ class Dashboard:
         text = pages.rollout_page(
             view,
             extras,
+            version=str(obj["metadata"].get("resourceVersion") or ""),
             context=self.settings.context,
             csrf=self.csrf_token(session),
             read_only=not may_act,
@@ -193,6 +194,9 @@ class Dashboard:
         if self.streams >= MAX_STREAMS:
             return web.Response(status=503, text="too many live streams")
         namespace = request.query.get("namespace", self.settings.namespace or "").strip() or None
+        name = request.query.get("name", "").strip() or None
+        if name is not None and namespace is None:
+            return web.Response(status=400, text="name needs namespace")
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
 
@@ -201,7 +205,7 @@ class Dashboard:
 
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
         await response.prepare(request)
-        watch = kube.RolloutWatch(self.cluster, namespace, emit)
+        watch = kube.RolloutWatch(self.cluster, namespace, emit, name=name)
         self.streams += 1
         watch.start()
         try:
@@ -230,7 +234,8 @@ class Dashboard:
             message = {"type": "DELETED", "key": key}
         else:
             try:
-                message = {"type": kind, "row": overview_row(parse_rollout(obj), datetime.now(UTC)).as_json()}
+                row = overview_row(parse_rollout(obj), datetime.now(UTC)).as_json()
+                message = {"type": kind, "row": row, "version": str(meta.get("resourceVersion") or "")}
             except CliError as e:
                 message = {"type": "ERROR", "message": e.message[:500]}
         if queue.full():  # a browser that stopped reading: drop the oldest, the newest state matters

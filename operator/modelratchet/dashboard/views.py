@@ -12,7 +12,7 @@ from modelratchet.api.rollout import HistoryEntry, MetricResult, ModelRollout, S
 from modelratchet.cli.render_report import select_entries, subject
 from modelratchet.cli.render_status import age, parse_time, running, status_of
 
-StepState = Literal["done", "current", "pending"]
+StepState = Literal["done", "current", "pending", "stopped"]
 Direction = Literal["higherIsBetter", "lowerIsBetter"]
 # Judges whose figures carry a confidence interval worth drawing per analysis.
 INTERVAL_JUDGES = ("sequential", "mannWhitney", "histogram")
@@ -83,19 +83,37 @@ def step_weights(steps: Sequence[Step]) -> list[int]:
     return out
 
 
+def _stopped_at(ro: ModelRollout) -> int | None:
+    """The step a rolled-back candidate's last canary analysis ran at: where the rollout stopped."""
+    s = status_of(ro)
+    if s.phase not in ("RolledBack", "Failed"):
+        return None
+    candidate, _ = subject(ro)
+    for e in s.history or []:  # newest first
+        if e.checkpoint == candidate and e.stage == "canary" and e.step is not None:
+            return e.step
+    return None
+
+
 def steps_progress(ro: ModelRollout) -> list[StepItem]:
-    """Every step, done, current or pending: a finished promotion has all done, anything not running none."""
+    """Every step, done, current or pending: a finished promotion has all done, a rollback the steps before the
+    one it stopped at, anything else not running none."""
     s = status_of(ro)
     weights = step_weights(ro.spec.steps)
+    stopped = _stopped_at(ro)
     if running(ro) and s.current_step is not None:
         current = s.current_step
     elif s.phase == "Promoted":
         current = len(ro.spec.steps)
+    elif stopped is not None:
+        current = stopped
     else:
         current = -1
     items = []
     for i, st in enumerate(ro.spec.steps):
         state: StepState = "pending" if current < 0 or i > current else "done" if i < current else "current"
+        if i == stopped:
+            state = "stopped"
         items.append(StepItem(i, st.describe(), state, weights[i]))
     return items
 
