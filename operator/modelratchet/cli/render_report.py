@@ -15,14 +15,17 @@ from modelratchet.gates.format import num, pair, signed
 from .render_history import md, stage_label
 from .render_status import (
     describe_step,
+    desired_checkpoint,
     human_duration,
     parse_time,
     progress,
+    registry_lines,
     rfc3339,
     running,
     sanitize,
     status_of,
     step_label,
+    training_lines,
     watching,
 )
 
@@ -47,7 +50,7 @@ def subject(ro: ModelRollout) -> tuple[str | None, str | None]:
         return s.stable_checkpoint, s.previous_checkpoint
     if s.phase == "RolledBack" and s.rejected_checkpoints:
         return s.rejected_checkpoints[0], s.stable_checkpoint
-    return ro.spec.checkpoint, s.stable_checkpoint
+    return desired_checkpoint(ro), s.stable_checkpoint
 
 
 _HEADLINE = {
@@ -105,6 +108,8 @@ def _summary(ro: ModelRollout, entries: Sequence[HistoryEntry], now: datetime) -
     if gate is not None:
         who, at = gate.requested_by or "unknown", gate.requested_at or "-"
         rows.append(("Pending gate", f"{gate.action} of {_code(gate.checkpoint)} by {who} at {at}"))
+    # The registry version and its aliases, pending verdict writes, suspended training (spec.source, onRollback).
+    rows += [(k, md(v)) for k, v in registry_lines(ro) + training_lines(ro)]
     return ["| | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)]
 
 
