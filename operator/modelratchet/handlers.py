@@ -24,6 +24,7 @@ from modelratchet.kube import deployments as deps
 from modelratchet.kube import resources as res
 from modelratchet.kube.leader import LeaseElector
 from modelratchet.metrics.provider import MetricsProvider
+from modelratchet.observe import OPT_IN_ANNOTATION
 from modelratchet.reconciler import Reconciler
 from modelratchet.scheduler import Key, Scheduler
 from modelratchet.settings import OperatorSettings
@@ -236,7 +237,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
     notifier = WebhookNotifier(client.CoreV1Api(api))
     reconciler = Reconciler(ours, api, MetricsProvider(), notifier, may_act=is_leader)
-    scheduler = Scheduler(_work, workers=16, max_interval=ours.tick_seconds, is_leader=is_leader)
+    scheduler = Scheduler(
+        _work, workers=16, max_interval=ours.tick_seconds, is_leader=is_leader, uncapped=frozenset({"baseline"})
+    )
     telemetry.LEADER.set_function(lambda: float(is_leader()))
     rt = Runtime(
         api=api,
@@ -250,6 +253,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         is_leader=is_leader,
     )
     install(rt)
+    res.CACHE.enable()  # the watches below keep it current
     if elector is not None:
         elector.start()
     scheduler.start()
@@ -291,6 +295,20 @@ def shutdown(**_: Any) -> None:
         rt.notifier.close(timeout=5.0)  # let queued notifications go out
 
 
+# The baseline each rollout referenced when last seen: a baseline's usedBy changes only when this does, so a
+# rollout's status writes (one per analysis) do not make its baseline list every rollout of the namespace again.
+_references: dict[tuple[str, str], str | None] = {}
+_references_lock = threading.Lock()
+
+
+def _reference_changed(type: str, namespace: str, name: str, ref: str | None) -> bool:
+    with _references_lock:
+        before = _references.pop((namespace, name), None) if type == "DELETED" else _references.get((namespace, name))
+        if type != "DELETED":
+            _references[(namespace, name)] = ref
+    return type != "MODIFIED" or before != ref
+
+
 @kopf.on.event(GROUP, VERSION, "modelrollouts")
 def rollout_event(type: str, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
     if namespace is None:
@@ -298,28 +316,48 @@ def rollout_event(type: str, namespace: str | None, name: str, body: kopf.Body, 
     scheduler = runtime().scheduler
     assert scheduler is not None
     if type == "DELETED":
+        res.CACHE.drop(res.ROLLOUTS, namespace, name)
         scheduler.forget(("rollout", namespace, name))
         telemetry.forget_rollout(namespace, name)
         route = ((body.get("spec") or {}).get("trafficRouting") or {}).get("gatewayAPI") or {}
         if route.get("httpRoute"):
             scheduler.poke(("route", namespace, route["httpRoute"]))
     else:
+        res.CACHE.put(res.ROLLOUTS, body)  # before the poke: the look it causes reads at least this version
         scheduler.poke(("rollout", namespace, name))
     ref = (body.get("spec") or {}).get("baselineRef", {}).get("name")
-    if ref:
+    if _reference_changed(type, namespace, name, ref) and ref:
         scheduler.poke(("baseline", namespace, ref), 1.0)
 
 
 @kopf.on.event(GROUP, VERSION, "modelbaselines")
-def baseline_event(type: str, namespace: str | None, name: str, **_: Any) -> None:
+def baseline_event(type: str, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
     if namespace is None:
         return
     scheduler = runtime().scheduler
     assert scheduler is not None
     if type == "DELETED":
+        res.CACHE.drop(res.BASELINES, namespace, name)
         scheduler.forget(("baseline", namespace, name))
+        return
+    res.CACHE.put(res.BASELINES, body)
+    generation = (body.get("metadata") or {}).get("generation")
+    observed = (body.get("status") or {}).get("observedGeneration")
+    if type == "MODIFIED" and generation is not None and observed == generation:
+        return  # a status-only change (lastValidation, written after each analysis): nothing to reconcile
+    scheduler.poke(("baseline", namespace, name), 0.5)
+
+
+@kopf.on.event("apps", "v1", "deployments")
+def deployment_event(type: str, namespace: str | None, name: str, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+    """Targets (opted in) and canaries (annotated with their rollout) go to the cache the looks read from; any
+    other Deployment, or one that lost the annotation, is read from the API server when a look needs it."""
+    if namespace is None:
+        return
+    if type != "DELETED" and (meta.get("annotations") or {}).get(OPT_IN_ANNOTATION):
+        res.CACHE.put("deployments", body)
     else:
-        scheduler.poke(("baseline", namespace, name), 0.5)
+        res.CACHE.drop("deployments", namespace, name)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={deps.ROLE_LABEL: "canary"})

@@ -65,6 +65,17 @@ def _short(e: Exception) -> str:
     return str(e)
 
 
+def after_look(requeue: float, now: datetime, at: datetime | None = None) -> float:
+    """The core's requeue counts from ``now`` (whole seconds, read before this look's reads and writes): the delay
+    from the end of the look is shorter by the time since, so an analysis due at now + requeue starts then, not up
+    to a second and a look later. A few milliseconds past it, so the next look's whole-second clock has reached it.
+    """
+    elapsed = ((at or datetime.now(UTC)) - now).total_seconds()
+    return max(min(requeue, MIN_REQUEUE), requeue - elapsed + 0.01)
+
+
+MIN_REQUEUE = 0.2  # seconds, as the state machine's own shortest (machine.soon): never a busy loop
+
 # A status write that meets a newer version is decided again on the same observations this many times (the
 # analysis is not re-run, so a failed look is never lost to a conflict), then left to the next look.
 CONFLICT_RETRIES = 3
@@ -106,9 +117,9 @@ class Reconciler:
         namespace = obj["metadata"]["namespace"]
         fetched = Fetched(
             rollout=obj,
-            target=deps.read_deployment(self.apps, namespace, spec.target_ref.name),
-            canary=deps.read_deployment(self.apps, namespace, deps.canary_name(spec.target_ref.name)),
-            baseline=res.get(self.custom, res.BASELINES, namespace, spec.baseline_ref.name),
+            target=self._deployment(namespace, spec.target_ref.name),
+            canary=self._deployment(namespace, deps.canary_name(spec.target_ref.name)),
+            baseline=res.get(self.custom, res.BASELINES, namespace, spec.baseline_ref.name, cached=True),
         )
         if not spec.routed:
             return fetched
@@ -119,6 +130,10 @@ class Reconciler:
             stable_service=svcs.read_service(self.core, namespace, router.names.stable),
             mirror_service=router.mirror_service(),
         )
+
+    def _deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """From the watch cache when it has it (targets opted in, canaries), else from the API server."""
+        return res.CACHE.get("deployments", namespace, name) or deps.read_deployment(self.apps, namespace, name)
 
     def _analyze(
         self,
@@ -149,7 +164,7 @@ class Reconciler:
 
     def _tick(self, namespace: str, name: str) -> float | None:
         started = time.monotonic()
-        obj = res.get(self.custom, res.ROLLOUTS, namespace, name)
+        obj = res.get(self.custom, res.ROLLOUTS, namespace, name, cached=True)
         if obj is None:
             telemetry.observe_phase(namespace, name, None)
             return None
@@ -214,7 +229,7 @@ class Reconciler:
         follow = self.effects.follow_up(obj, spec, world.registry, now)
         requeue = requeue if follow is None else min(requeue, follow)
         telemetry.RECONCILE_SECONDS.observe(time.monotonic() - started)
-        return requeue
+        return after_look(requeue, now)
 
     # ------------------------------------------------------------------------------------------ act
 
@@ -225,7 +240,8 @@ class Reconciler:
         if isinstance(action, EnsureCanary):
             assert fetched.target is not None
             desired = deps.build_canary(fetched.target, spec.checkpoint_from, action.checkpoint, action.replicas, obj)
-            deps.ensure_canary(self.apps, desired, fm)
+            if not res.already_applied(fetched.canary, res.stamp_applied(desired)):
+                deps.ensure_canary(self.apps, desired, fm)
             if router is not None and fetched.stable_service is not None:
                 # The router's candidate backend: a Service of the canary's pods only.
                 svcs.ensure_service(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -29,8 +30,12 @@ class Scheduler:
         backoff_max: float = 60.0,
         is_leader: Callable[[], bool] = lambda: True,
         standby_interval: float = 1.0,
+        uncapped: frozenset[str] = frozenset(),
     ) -> None:
         self._work = work
+        # Kinds whose work asks for its own next look, not capped to max_interval: everything they read is watched,
+        # so a change pokes them and no periodic look has to catch it (ModelBaselines, whose look lists rollouts).
+        self._uncapped = uncapped
         # Asked right before each piece of work runs: a replica that lost the lease while the work waited in the
         # queue (or while the process was frozen) must not start it.
         self._is_leader = is_leader
@@ -137,4 +142,5 @@ class Scheduler:
         if failed:
             self.poke(key, delay)  # back off even if poked meanwhile: a failing object must not spin
         else:
-            self.poke(key, 0.0 if again else min(delay, self._max_interval))
+            cap = math.inf if key[0] in self._uncapped else self._max_interval
+            self.poke(key, 0.0 if again else min(delay, cap))

@@ -87,6 +87,38 @@ def test_requeue_delay_is_honoured_and_capped(monkeypatch: pytest.MonkeyPatch) -
     assert requested == [0.0, 0.2, 0.2]
 
 
+def test_uncapped_kinds_keep_the_delay_their_work_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kind whose reads are all watched (baselines) is looked at again when its work asks, not every
+    max_interval; other kinds stay capped."""
+    baseline: Key = ("baseline", "ns", "b")
+    rollout: Key = ("rollout", "ns", "a")
+    done = threading.Event()
+
+    def work(k: Key) -> float | None:
+        if k == rollout:
+            done.set()
+        return 30.0
+
+    s = Scheduler(work, max_interval=0.2, uncapped=frozenset({"baseline"}))
+    requested: list[tuple[Key, float]] = []
+    poke = s.poke
+
+    def recording_poke(k: Key, delay: float = 0.0) -> None:
+        requested.append((k, delay))
+        poke(k, delay)
+
+    monkeypatch.setattr(s, "poke", recording_poke)
+    s.start()
+    s.poke(baseline)
+    s.poke(rollout)
+    try:
+        assert done.wait(HANG_GUARD)
+        wait_until(lambda: (baseline, 30.0) in requested and (rollout, 0.2) in requested)
+    finally:
+        s.stop()
+    assert (baseline, 0.2) not in requested and (rollout, 30.0) not in requested
+
+
 def test_a_failing_object_backs_off_and_others_keep_going() -> None:
     counts: dict[str, int] = defaultdict(int)
 

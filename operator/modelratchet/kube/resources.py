@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +21,8 @@ log = logging.getLogger(__name__)
 ROLLOUTS = "modelrollouts"
 BASELINES = "modelbaselines"
 
+# Connections the operator's client keeps alive: its reconcile workers, the webhook notifier and the elector.
+POOL_SIZE = 32
 # Used when a typed API object wraps a client that does not say (OperatorApiClient does).
 DEFAULT_REQUEST_TIMEOUT = 10.0
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -57,7 +61,13 @@ class OperatorApiClient(client.ApiClient):
         *,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         may_write: Callable[[], bool] | None = None,
+        pool_size: int = POOL_SIZE,
     ) -> None:
+        if configuration is None:
+            configuration = client.Configuration.get_default_copy()
+        # One kept-alive connection per worker that may call at once: with fewer, urllib3 discards the extra ones
+        # and every call past the pool pays a new TCP and TLS handshake (its default is 5 per CPU).
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, pool_size)
         super().__init__(configuration)
         self.request_timeout = request_timeout
         self.may_write = may_write
@@ -84,7 +94,114 @@ class OperatorApiClient(client.ApiClient):
         )
 
 
-def get(custom: client.CustomObjectsApi, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+class WatchCache:
+    """The latest version of each object the operator's watches delivered, so a look reads it without a round trip.
+
+    Kept as JSON text: every read gets its own copy, and no reader can change what the next one sees. A miss is
+    "not known" (the caller reads from the API server), never "absent": an object the watches have not delivered,
+    or that was deleted, is read for real. What a cached read may be is what an informer's is, a version slightly
+    behind: every write is resourceVersion-guarded, so a decision on a stale version meets a 409 and is taken again
+    on a fresh read. Bounded by the objects the watches deliver (the operator's namespaces).
+
+    Off until ``enable()``: only a process whose watches keep it current (the operator) may read from it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._objects: dict[tuple[str, str, str], str] = {}
+        self.enabled = False
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def put(self, kind: str, body: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        meta = body.get("metadata") or {}
+        text = json.dumps(body, separators=(",", ":"), default=_plain)
+        with self._lock:
+            self._objects[(kind, meta.get("namespace") or "", meta.get("name") or "")] = text
+
+    def drop(self, kind: str, namespace: str, name: str) -> None:
+        with self._lock:
+            self._objects.pop((kind, namespace, name), None)
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            text = self._objects.get((kind, namespace, name))
+        return None if text is None else dict(json.loads(text))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._objects.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._objects)
+
+
+def _plain(value: Any) -> Any:
+    """Nested mappings of a watch event's body (kopf wraps them) as plain dicts."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+# Filled by the watches (handlers.py); read by the reconciler for the objects of one look.
+CACHE = WatchCache()
+
+
+# On what the operator applies (the canary Deployment): a digest of the whole applied object. A look whose object
+# would be the same, and finds it so on the server, applies nothing: a server-side apply costs the API server a
+# write path even when it changes nothing, once per look of every rollout.
+APPLIED_ANNOTATION = "modelratchet.io/applied"
+
+
+def stamp_applied(desired: dict[str, Any]) -> dict[str, Any]:
+    """``desired`` with APPLIED_ANNOTATION set to the digest of the rest of it."""
+    meta = desired.setdefault("metadata", {})
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != APPLIED_ANNOTATION}
+    meta["annotations"] = annotations
+    digest = hashlib.sha256(json.dumps(desired, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+    meta["annotations"] = {**annotations, APPLIED_ANNOTATION: digest}
+    return desired
+
+
+def already_applied(observed: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
+    """Whether applying ``desired`` (stamped) would change nothing: the object carries its digest (so no field was
+    dropped from what is applied since) and holds every value it sets (so nobody changed one since)."""
+    if observed is None:
+        return False
+    stamp = ((desired.get("metadata") or {}).get("annotations") or {}).get(APPLIED_ANNOTATION)
+    seen = ((observed.get("metadata") or {}).get("annotations") or {}).get(APPLIED_ANNOTATION)
+    return stamp is not None and stamp == seen and _holds(observed, desired)
+
+
+def _holds(observed: Any, desired: Any) -> bool:
+    """Every value in ``desired`` is in ``observed`` (which may hold more: defaults, status, others' fields)."""
+    if isinstance(desired, Mapping):
+        return isinstance(observed, Mapping) and all(
+            k in observed and _holds(observed[k], v) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(observed, list)
+            and len(observed) == len(desired)
+            and all(_holds(o, d) for o, d in zip(observed, desired, strict=True))
+        )
+    return bool(observed == desired)
+
+
+def get(
+    custom: client.CustomObjectsApi, plural: str, namespace: str, name: str, *, cached: bool = False
+) -> dict[str, Any] | None:
+    """The object, or None when it does not exist. ``cached``: the watch cache's version when it has one."""
+    if cached:
+        hit = CACHE.get(plural, namespace, name)
+        if hit is not None:
+            return hit
     try:
         resp: Any = custom.get_namespaced_custom_object(
             GROUP, VERSION, namespace, plural, name, _preload_content=False, _request_timeout=request_timeout(custom)
@@ -120,6 +237,7 @@ def replace_status(
         stored: Any = custom.replace_namespaced_custom_object_status(
             GROUP, VERSION, meta["namespace"], plural, meta["name"], body, _request_timeout=request_timeout(custom)
         )
+        CACHE.put(plural, stored)  # newer than any event still on its way; the write's own event follows
         return dict(stored)
     except ApiException as e:
         if e.status == 409:
@@ -178,9 +296,10 @@ def set_degraded(
     """Set the Degraded condition (``message``: a reconcile error) or end it (``None``) with one guarded write.
 
     Returns the object as read when the condition changed (the caller announces it), None when it already said
-    so. Raises Conflict or Gone like replace_status.
+    so. Raises Conflict or Gone like replace_status. Reads the watch cache's version (the write is guarded: a stale
+    one meets a 409), so a restarted operator does not read every object once more to find it healthy.
     """
-    obj = get(custom, plural, namespace, name)
+    obj = get(custom, plural, namespace, name, cached=True)
     if obj is None:
         return None
     status = dict(obj.get("status") or {})
