@@ -99,3 +99,12 @@ def test_a_large_body_is_refused() -> None:
 def test_loopback_addresses() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1")
+
+
+def test_the_verb_names_a_bad_port_and_a_missing_kubeconfig(capsys: pytest.CaptureFixture[str]) -> None:
+    from modelratchet.cli.main import main
+
+    assert main(["dashboard", "--port", "70000", "--kubeconfig", "/nonexistent"]) == 2
+    assert capsys.readouterr().err == "modelratchet dashboard: --port 70000: must be 0 to 65535\n"
+    assert main(["dashboard", "--kubeconfig", "/nonexistent/kubeconfig"]) == 2
+    assert capsys.readouterr().err == "modelratchet dashboard: kubeconfig /nonexistent/kubeconfig does not exist\n"
