@@ -52,6 +52,9 @@ class Component:
     # binary name -> Go package path (relative packages are inside the wrapper module).
     binaries: dict[str, str]
     ldflags: Callable[[str, dict[str, str]], list[str]] = field(default=lambda _v, _i: [])
+    # A Go toolchain ("go1.26.10") for a module that needs a newer Go than the one on PATH; the go
+    # command fetches it from the module proxy as golang.org/toolchain, checked against sum.golang.org.
+    toolchain: str | None = None
 
     @property
     def dir(self) -> Path:
@@ -140,6 +143,22 @@ COMPONENTS: dict[str, Component] = {
                     ("gitTreeState", "clean"),
                 )
             ],
+        ),
+        Component(
+            # The peer run beside ModelRatchet by bench/peers; v1.10.2 declares go 1.26.10.
+            name="argo-rollouts",
+            module="github.com/argoproj/argo-rollouts",
+            binaries={"rollouts-controller": "github.com/argoproj/argo-rollouts/cmd/rollouts-controller"},
+            ldflags=lambda v, i: [
+                f"-X github.com/argoproj/argo-rollouts/utils/version.{key}={value}"
+                for key, value in (
+                    ("version", v.lstrip("v")),
+                    ("buildDate", i["time"]),
+                    ("gitCommit", i.get("commit", "unknown")),
+                    ("gitTreeState", "clean"),
+                )
+            ],
+            toolchain="go1.26.10",
         ),
         Component(
             name="kubeconform",
