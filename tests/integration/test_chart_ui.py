@@ -4,12 +4,17 @@ its RBAC checked by the API server itself (kubectl auth can-i as that ServiceAcc
 
 from __future__ import annotations
 
+import json
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from test_chart import KubeSchemas, _docs, _kubeconform, _one, _template, kube_schemas, kube_version  # noqa: F401
 
 from e2e.harness.cluster import LocalCluster
+from e2e.harness.dashboard import DashboardProcess
 
 pytestmark = pytest.mark.integration
 
@@ -74,14 +79,10 @@ def test_wrong_ui_values_fail(local_cluster: LocalCluster, kube_version: str) ->
 
 
 def test_the_api_server_grants_the_dashboard_reads_only(
-    local_cluster: LocalCluster, kube_version: str, crds: Any  # noqa: F811
+    local_cluster: LocalCluster, kube_version: str, crds: Any, namespace: str  # noqa: F811
 ) -> None:
-    namespace = "ui-rbac-check"
-    local_cluster.kubectl("create", "namespace", namespace, check=False)
     text = _template(local_cluster, kube_version, *UI, "--namespace", namespace).stdout
     rbac = [d for d in _ui_docs(_docs(text)) if d["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
-    import yaml
-
     local_cluster.kubectl("apply", "-n", namespace, "-f", "-", input="---\n".join(yaml.safe_dump(d) for d in rbac))
     who = f"--as=system:serviceaccount:{namespace}:mr-modelratchet-ui"
 
@@ -94,4 +95,45 @@ def test_the_api_server_grants_the_dashboard_reads_only(
     assert not can("patch", "modelrollouts.modelratchet.io", "--subresource=status")
     assert not can("get", "secrets") and not can("patch", "deployments.apps")
     assert not can("list", "modelrollouts.modelratchet.io", "-n", "default")
-    local_cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def test_the_dashboard_serves_with_only_the_charts_rights(
+    local_cluster: LocalCluster, kube_version: str, kube_api: Any, crds: Any, namespace: str, tmp_path: Path  # noqa: F811
+) -> None:
+    """The real dashboard process, authenticated as the chart's ServiceAccount with nothing but its Role: the
+    overview, the rollout page (baseline and Events included) and the live stream all work read-only."""
+    from kubernetes import client
+    from test_cli_cluster import NAME, Rollouts, analyzing
+
+    text = _template(local_cluster, kube_version, *UI, "--namespace", namespace).stdout
+    rbac = [d for d in _ui_docs(_docs(text)) if d["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+    local_cluster.kubectl("apply", "-n", namespace, "-f", "-", input="---\n".join(yaml.safe_dump(d) for d in rbac))
+    rollouts = Rollouts(kube_api, namespace)
+    rollouts.create(analyzing())
+    rollouts.event("RolloutStarted", "rolling out the candidate")
+    client.CustomObjectsApi(kube_api).create_namespaced_custom_object("modelratchet.io", "v1alpha1", namespace,
+                                                                      "modelbaselines", {
+        "apiVersion": "modelratchet.io/v1alpha1", "kind": "ModelBaseline", "metadata": {"name": "fraud-detector"},
+        "spec": {"model": "fraud", "metrics": [{"name": "accuracy", "threshold": {"type": "min", "value": 0.9},
+                                                "query": "accuracy"}]}})
+    token = client.CoreV1Api(kube_api).create_namespaced_service_account_token(
+        "mr-modelratchet-ui", namespace, {"spec": {"audiences": [], "expirationSeconds": 600}}).status.token
+    config = yaml.safe_load(Path(local_cluster.kubeconfig).read_text())
+    config["users"] = [{"name": "ui", "user": {"token": token}}]
+    config["contexts"][0]["context"]["user"] = "ui"
+    kubeconfig = tmp_path / "kubeconfig-ui"
+    kubeconfig.write_text(json.dumps(config))
+    dash = DashboardProcess(kubeconfig, "--read-only", "-n", namespace, log_dir=tmp_path)
+    try:
+        overview = urllib.request.urlopen(dash.url + "/", timeout=30).read().decode()
+        assert f'data-key="{namespace}/{NAME}"' in overview and 'class="error"' not in overview
+        page = urllib.request.urlopen(f"{dash.url}/rollouts/{namespace}/{NAME}", timeout=30).read().decode()
+        assert page.count('<svg class="chart"') == 2 and 'class="chart ci"' in page  # two metrics, one judged
+        assert "model: fraud" in page, "the baseline is readable"
+        assert "RolloutStarted" in page and "Events could not be read" not in page
+        assert "<form" not in page, "read-only"
+        with urllib.request.urlopen(f"{dash.url}/events?namespace={namespace}", timeout=30) as stream:
+            line = next(raw for raw in stream if raw.startswith(b"data: "))
+        assert json.loads(line[6:])["row"]["key"] == f"{namespace}/{NAME}"
+    finally:
+        dash.stop()
