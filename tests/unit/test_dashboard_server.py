@@ -108,3 +108,14 @@ def test_the_verb_names_a_bad_port_and_a_missing_kubeconfig(capsys: pytest.Captu
     assert capsys.readouterr().err == "modelratchet dashboard: --port 70000: must be 0 to 65535\n"
     assert main(["dashboard", "--kubeconfig", "/nonexistent/kubeconfig"]) == 2
     assert capsys.readouterr().err == "modelratchet dashboard: kubeconfig /nonexistent/kubeconfig does not exist\n"
+
+
+def test_names_that_are_not_object_names_are_refused_before_the_cluster() -> None:
+    async def check(client: TestClient[Any, Any], _: Dashboard) -> None:
+        resp = await client.get("/events", params={"namespace": "ns", "name": "x,metadata.namespace=other"})
+        assert resp.status == 400 and "object names" in await resp.text()
+        assert (await client.get("/events", params={"name": "x"})).status == 400  # a name needs its namespace
+        assert (await client.get("/rollouts/NS/x")).status == 404
+        assert (await client.get("/", params={"namespace": "a b"})).status == 400
+
+    run(check)

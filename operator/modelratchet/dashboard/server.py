@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,13 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Object and namespace names as the API server allows them: anything else is refused before it reaches a URL
+# or a field selector.
+NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def _names_ok(*names: str | None) -> bool:
+    return all(n is None or NAME.fullmatch(n) for n in names)
 
 
 @dataclass
@@ -91,6 +99,8 @@ class Dashboard:
 
     async def overview(self, request: web.Request) -> web.Response:
         namespace = request.query.get("namespace", self.settings.namespace or "").strip() or None
+        if not _names_ok(namespace):
+            return self.error(400, "the namespace filter must be a Kubernetes namespace name")
         now = datetime.now(UTC)
         rows, error = [], None
         try:
@@ -107,6 +117,8 @@ class Dashboard:
         self, request: web.Request, notice: tuple[str, str] | None = None, status: int = 200
     ) -> web.Response:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
+        if not _names_ok(namespace, name):
+            return self.error(404, "no such ModelRollout: namespace and name must be Kubernetes object names")
         try:
             obj = await self.call(get_rollout, self.cluster, namespace, name)
             ro = parse_rollout(obj)
@@ -162,8 +174,8 @@ class Dashboard:
             request.match_info["name"],
             request.match_info["action"],
         )
-        if action not in gates.ACTIONS:
-            return self.error(404, f"unknown action {action!r}: promote, abort or retry")
+        if action not in gates.ACTIONS or not _names_ok(namespace, name):
+            return self.error(404, f"unknown action {action[:20]!r} or object: promote, abort or retry a ModelRollout")
         form = await request.post()
         token = str(form.get("csrf", ""))
         session = request.cookies.get(SESSION_COOKIE, "")
@@ -197,6 +209,8 @@ class Dashboard:
         name = request.query.get("name", "").strip() or None
         if name is not None and namespace is None:
             return web.Response(status=400, text="name needs namespace")
+        if not _names_ok(namespace, name):
+            return web.Response(status=400, text="namespace and name must be Kubernetes object names")
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
 
