@@ -55,8 +55,10 @@ def to_lua(lua: Any, value: Any) -> Any:
 def run_health(script: str, obj: Obj, version: str = "lua51") -> tuple[str, str]:
     module = importlib.import_module(f"lupa.{version}")
     lua = module.LuaRuntime(unpack_returned_tuples=True)
-    # What Argo CD's sandbox leaves out must not be needed.
-    lua.execute("os = nil; io = nil; debug = nil; require = nil; dofile = nil; loadfile = nil")
+    # What Argo CD's sandbox leaves out must not be needed: it opens only the base and table libraries (and a
+    # safe os), so there is no string or math library and strings have no methods (util/lua/lua.go).
+    lua.execute("debug.setmetatable('', nil); string = nil; math = nil; os = nil; io = nil; debug = nil;"
+                " require = nil; dofile = nil; loadfile = nil")
     lua.globals().obj = to_lua(lua, obj)
     hs = lua.execute(script)
     status, message = hs["status"], hs["message"]
@@ -154,6 +156,18 @@ def test_rollout_spec_change_not_observed_yet(lua_version: str) -> None:
     )
     no_observed = ModelRolloutStatus(phase="Idle")
     assert run_health(ROLLOUT_LUA, rollout(no_observed), lua_version)[0] == "Progressing"
+
+
+@pytest.mark.parametrize("generation", [1, 10, 1234567, 2**40])
+def test_whole_numbers_are_written_without_the_string_or_math_library(generation: int, lua_version: str) -> None:
+    status = ModelRolloutStatus(phase="Promoted", observed_generation=0, message="promoted v42")
+    assert run_health(ROLLOUT_LUA, rollout(status, generation=generation), lua_version)[1] == (
+        f"Waiting for the operator to observe generation {generation}"
+    )
+    mb = ModelBaselineStatus(observed_generation=0)
+    assert run_health(BASELINE_LUA, baseline(mb, generation=generation), lua_version)[1] == (
+        f"Waiting for the operator to validate generation {generation}"
+    )
 
 
 def test_rollout_progressing_says_where_it_is(lua_version: str) -> None:
@@ -262,6 +276,7 @@ def test_rollout_integers_work_too() -> None:
     import lupa.lua54
 
     lua = lupa.lua54.LuaRuntime(unpack_returned_tuples=True)
+    lua.execute("debug.setmetatable('', nil); string = nil; math = nil")
     obj = rollout(ModelRolloutStatus(phase="Progressing", observed_generation=2, canary_weight=10, current_step=0))
     lua.globals().obj = lua.table_from(obj, recursive=True)
     hs = lua.execute(ROLLOUT_LUA)

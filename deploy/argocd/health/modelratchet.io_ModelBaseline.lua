@@ -1,5 +1,6 @@
 -- Argo CD health of a modelratchet.io/ModelBaseline (resource.customizations.health.modelratchet.io_ModelBaseline).
--- Runs in Argo CD's Lua 5.1 sandbox with the object as `obj`.
+-- Runs in Argo CD's Lua 5.1 sandbox (gopher-lua with only the base and table libraries and a safe os: no
+-- string, no math) with the object as `obj`.
 --   Progressing  not validated yet (no status, a spec change not yet observed, no Ready condition)
 --   Healthy      Ready=True: the spec is valid and can judge candidates
 --   Degraded     Ready=False: the spec cannot be used
@@ -18,11 +19,24 @@ local function condition(status, type_)
   return nil
 end
 
+-- Argo CD's sandbox has neither the string nor the math library, so whole numbers (which arrive as floats) are
+-- written out digit by digit: tostring(4.0) is "4.0" in Lua 5.3 and later.
+local DIGITS = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+
 local function int(x)
-  if type(x) == "number" and x == math.floor(x) then
-    return string.format("%d", x)
+  if type(x) ~= "number" or x % 1 ~= 0 then
+    return tostring(x)
   end
-  return tostring(x)
+  local sign, text = "", ""
+  if x < 0 then
+    sign, x = "-", -x
+  end
+  repeat
+    local digit = x % 10
+    text = DIGITS[digit + 1] .. text
+    x = (x - digit) / 10
+  until x == 0
+  return sign .. text
 end
 
 local function last_validation(status)
