@@ -93,9 +93,9 @@ class Effects:
         return registry.RegistryObservation(src.model, src.alias, resolved)
 
     def _write(
-        self, obj: dict[str, Any], spec: ModelRolloutSpec, status: ModelRolloutStatus
+        self, obj: dict[str, Any], spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime
     ) -> list[registry.WriteResult]:
-        due = registry.due(status)
+        due = registry.due(status, now)
         if not due or spec.source is None:
             return []
         meta = obj["metadata"]
@@ -109,11 +109,12 @@ class Effects:
         for w in due:  # in the order decided: a later alias move must not land before an earlier one
             ensure_leader(self.may_act, f"registry write for {link}")
             try:
-                for tag in [
-                    *w.tags,
-                    *([RegistryTag(key="modelratchet.rollout", value=link)] if w.tags else []),
-                ]:
-                    conn.set_tag(model, w.version, tag.key, tag.value)
+                tags = [*w.tags, *([RegistryTag(key="modelratchet.rollout", value=link)] if w.tags else [])]
+                # Idempotent and cheap to repeat: only the tags the version does not carry yet are written.
+                present = conn.tags(model, w.version) if tags else {}
+                for tag in tags:
+                    if present.get(tag.key) != tag.value:
+                        conn.set_tag(model, w.version, tag.key, tag.value)
                 if w.set_alias:
                     conn.set_alias(model, w.set_alias, w.version)
             except RegistryError as e:
@@ -161,7 +162,7 @@ class Effects:
         """Make what the stored status says is due, record how it went; seconds until the next try, if any."""
         status = ModelRolloutStatus.model_validate(obj.get("status") or {})
         namespace = obj["metadata"]["namespace"]
-        writes = self._write(obj, spec, status)
+        writes = self._write(obj, spec, status, now)
         workloads = [self._patch_workload(namespace, c) for c in training.due(status.training)]
         if not writes and not workloads:
             return None
@@ -170,11 +171,13 @@ class Effects:
             spec, status, writes=writes, workloads=workloads, seen=seen, now=now, generation=generation
         )
         dumped = bound_status(new).model_dump(by_alias=True, exclude_none=True, mode="json")
+        still = registry.due(new) or training.due(new.training)
+        if dumped == (obj.get("status") or {}):
+            return PENDING_REQUEUE if still else None  # the same failure again: nothing new to record
         try:
             stored = res.replace_status(self.custom, res.ROLLOUTS, obj, dumped)
         except res.Conflict:
             return 0.5  # the writes are idempotent: the next look makes them again and records them
         for e in events:
             res.emit_event(self.core, stored, e.type, e.reason, e.message)
-        still = registry.due(new) or training.due(new.training)
         return PENDING_REQUEUE if still else None

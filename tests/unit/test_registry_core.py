@@ -11,7 +11,7 @@ from modelratchet.api.rollout import ModelRolloutStatus
 from modelratchet.registry import core
 from modelratchet.registry.core import RegistryObservation, ResolvedVersion, WriteResult
 from modelratchet.rollout import AnalysisReport, World
-from rollout_sim import Sim, cond, iso, make_spec, metric, report
+from rollout_sim import Sim, at, cond, iso, make_spec, metric, report
 
 STEPS = [{"setWeight": 25}, {"analyze": {"duration": "1m"}}]
 SOURCE = {"mlflow": {"model": "digits"}}
@@ -115,7 +115,7 @@ def test_a_promotion_moves_champion_and_tags_the_version_with_the_analysis() -> 
     assert (w.version, w.verdict, w.set_alias) == ("2", "promoted", "champion")
     t = tags(w)
     assert t["modelratchet.verdict"] == "promoted"
-    assert t["modelratchet.checkpoint"] == "file:///m/v2"
+    assert t["modelratchet.decidedAt"] == w.recorded_at
     assert "modelratchet.rejected" not in t
     entry = next(h for h in s.status.history or [] if h.checkpoint == "file:///m/v2")
     assert t["modelratchet.historyId"] == str(entry.id)
@@ -163,15 +163,23 @@ def test_writes_are_made_once_retried_while_failing_and_bounded() -> None:
     failed = core.apply_results(status, [WriteResult(w.id, error="503 Service Unavailable")], iso(50))
     (again,) = core.due(failed)
     assert (again.attempts, again.last_error) == (1, "503 Service Unavailable")
+    # A failing registry is not asked in a loop: 10 s after the first failure, then doubling up to 5 minutes.
+    assert core.due(failed, at(59)) == [] and core.due(failed, at(60)) == [again]
+    twice = core.apply_results(failed, [WriteResult(w.id, error="503")], iso(60))
+    assert core.due(twice, at(79)) == [] and len(core.due(twice, at(80))) == 1
+    many_failures = twice.model_copy(deep=True)
+    assert many_failures.registry is not None and many_failures.registry.writes is not None
+    many_failures.registry.writes[0].attempts = 30
+    assert core.due(many_failures, at(60 + 299)) == [] and len(core.due(many_failures, at(60 + 300))) == 1
     condition = core.synced_condition(failed, DOWN)
     assert condition[0] == "False" and "connection refused" in condition[2]
     condition = core.synced_condition(failed, seen("2", "file:///m/v2"))
     assert condition[:2] == ("False", "WriteFailed") and "503" in condition[2]
 
-    done = core.apply_results(failed, [WriteResult(w.id)], iso(60))
+    done = core.apply_results(twice, [WriteResult(w.id)], iso(80))
     assert core.due(done) == []
     assert done.registry is not None and done.registry.writes is not None
-    assert done.registry.writes[0].written_at == iso(60) and done.registry.writes[0].attempts == 2
+    assert done.registry.writes[0].written_at == iso(80) and done.registry.writes[0].attempts == 3
     # Applying the same result again changes nothing: a write is dated once.
     assert core.apply_results(done, [WriteResult(w.id)], iso(70)) == done
     # A replayed decision on the same stored status records nothing twice.

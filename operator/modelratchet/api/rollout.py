@@ -561,6 +561,7 @@ class RegistryWrite(StatusModel):
     recorded_at: str
     written_at: str | None = Field(default=None, description="Absent while the write is pending.")
     attempts: int | None = None
+    last_attempt_at: str | None = Field(default=None, description="A failed write is tried again after a backoff.")
     last_error: str | None = None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from modelratchet.api.rollout import (
@@ -25,6 +26,8 @@ DONE_KEPT = 5  # written verdicts kept in status for people to see; pending ones
 TAG_VALUE_LIMIT = 4000  # MLflow 2.x accepts 5,000 characters per tag value, 3.x 8,000
 TAG_PREFIX = "modelratchet."
 SYNCED = "RegistrySynced"
+RETRY_FIRST = 10.0  # seconds after a failed write before it is tried again; doubling up to RETRY_MAX
+RETRY_MAX = 300.0
 
 
 @dataclass(frozen=True)
@@ -170,15 +173,14 @@ def record_verdict(
         return
     reg = (status.registry or RegistryStatus()).model_copy(deep=True)
     entry = next((h for h in status.history or [] if h.checkpoint == checkpoint), None)
+    # Few tags: each is one request to the registry (MLflow has no batch call for model version tags).
     tags = {
         f"{TAG_PREFIX}verdict": verdict,
         f"{TAG_PREFIX}reason": _cut(message),
-        f"{TAG_PREFIX}checkpoint": _cut(checkpoint),
         f"{TAG_PREFIX}decidedAt": now,
     }
     if entry is not None:
         tags[f"{TAG_PREFIX}historyId"] = str(entry.id)
-        tags[f"{TAG_PREFIX}lastAnalysis"] = entry.verdict
     metrics = _metrics_tag(entry)
     if metrics is not None:
         tags[f"{TAG_PREFIX}metrics"] = metrics
@@ -218,10 +220,26 @@ def _bounded(writes: list[RegistryWrite]) -> list[RegistryWrite]:
     return [w for w in writes if w.id in keep]
 
 
-def due(status: ModelRolloutStatus) -> list[RegistryWrite]:
-    """Recorded writes not yet made, oldest first (alias moves must land in the order they were decided)."""
+def retry_at(write: RegistryWrite) -> datetime | None:
+    """When a write that failed may be tried again: 10 s after the first failure, doubling up to 5 minutes."""
+    if write.last_attempt_at is None or not write.attempts:
+        return None
+    last = datetime.fromisoformat(write.last_attempt_at.replace("Z", "+00:00")).astimezone(UTC)
+    return last + timedelta(seconds=min(RETRY_MAX, RETRY_FIRST * 2 ** min(write.attempts - 1, 10)))
+
+
+def due(status: ModelRolloutStatus, now: datetime | None = None) -> list[RegistryWrite]:
+    """Recorded writes not yet made, oldest first (alias moves must land in the order they were decided).
+
+    With ``now``: only if the first of them is not waiting out its backoff (a failing registry is not asked in a
+    loop: every attempt changes the status, and a status change wakes the reconcile again)."""
     writes = status.registry.writes if status.registry else None
-    return sorted((w for w in writes or [] if w.written_at is None), key=lambda w: w.id)
+    pending = sorted((w for w in writes or [] if w.written_at is None), key=lambda w: w.id)
+    if now is not None and pending:
+        again = retry_at(pending[0])
+        if again is not None and now < again:
+            return []
+    return pending
 
 
 def apply_results(status: ModelRolloutStatus, results: list[WriteResult], now: str) -> ModelRolloutStatus:
@@ -234,10 +252,11 @@ def apply_results(status: ModelRolloutStatus, results: list[WriteResult], now: s
     for w in out.registry.writes or []:
         r = by_id.get(w.id)
         if r is not None and w.written_at is None:
+            attempt = {"attempts": (w.attempts or 0) + 1, "last_attempt_at": now}
             if r.error is None:
-                w = w.model_copy(update={"written_at": now, "last_error": None, "attempts": (w.attempts or 0) + 1})
+                w = w.model_copy(update={"written_at": now, "last_error": None, **attempt})
             else:
-                w = w.model_copy(update={"last_error": r.error, "attempts": (w.attempts or 0) + 1})
+                w = w.model_copy(update={"last_error": r.error, **attempt})
         writes.append(w)
     out.registry.writes = _bounded(writes)
     return out

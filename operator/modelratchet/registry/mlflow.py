@@ -94,6 +94,13 @@ class MlflowConnection:
         aliases = tuple(a for a in mv.get("aliases") or [] if isinstance(a, str))
         return ResolvedVersion(version=str(mv["version"]), checkpoint=location[:1024], aliases=aliases)
 
+    def tags(self, model: str, version: str) -> dict[str, str]:
+        """The version's tags as they are now."""
+        answer = self._call("GET", "model-versions/get", query={"name": model, "version": version})
+        mv = answer.get("model_version")
+        tags = mv.get("tags") if isinstance(mv, dict) else None
+        return {t["key"]: t.get("value", "") for t in tags or [] if isinstance(t, dict) and "key" in t}
+
     def set_tag(self, model: str, version: str, key: str, value: str) -> None:
         self._call(
             "POST", "model-versions/set-tag", body={"name": model, "version": version, "key": key, "value": value}
