@@ -93,9 +93,14 @@ class Effects:
         return registry.RegistryObservation(src.model, src.alias, resolved)
 
     def _write(
-        self, obj: dict[str, Any], spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime
+        self,
+        obj: dict[str, Any],
+        spec: ModelRolloutSpec,
+        status: ModelRolloutStatus,
+        seen: registry.RegistryObservation | None,
+        now: datetime,
     ) -> list[registry.WriteResult]:
-        due = registry.due(status, now)
+        due = registry.due(status, now, answering=seen is not None and seen.resolved is not None)
         if not due or spec.source is None:
             return []
         meta = obj["metadata"]
@@ -104,7 +109,7 @@ class Effects:
         try:
             conn = self.connection(spec, meta["namespace"])
         except RegistryError as e:
-            return [registry.WriteResult(w.id, error=str(e)) for w in due[:1]]
+            return [registry.WriteResult(w.id, error=str(e), reason=e.reason) for w in due[:1]]
         results = []
         for w in due:  # in the order decided: a later alias move must not land before an earlier one
             ensure_leader(self.may_act, f"registry write for {link}")
@@ -118,7 +123,7 @@ class Effects:
                 if w.set_alias:
                     conn.set_alias(model, w.set_alias, w.version)
             except RegistryError as e:
-                results.append(registry.WriteResult(w.id, error=str(e)))
+                results.append(registry.WriteResult(w.id, error=str(e), reason=e.reason))
                 break
             results.append(registry.WriteResult(w.id))
         return results
@@ -162,7 +167,7 @@ class Effects:
         """Make what the stored status says is due, record how it went; seconds until the next try, if any."""
         status = ModelRolloutStatus.model_validate(obj.get("status") or {})
         namespace = obj["metadata"]["namespace"]
-        writes = self._write(obj, spec, status, now)
+        writes = self._write(obj, spec, status, seen, now)
         workloads = [self._patch_workload(namespace, c) for c in training.due(status.training)]
         if not writes and not workloads:
             return None

@@ -167,6 +167,10 @@ def test_writes_are_made_once_retried_while_failing_and_bounded() -> None:
     assert core.due(failed, at(59)) == [] and core.due(failed, at(60)) == [again]
     twice = core.apply_results(failed, [WriteResult(w.id, error="503")], iso(60))
     assert core.due(twice, at(79)) == [] and len(core.due(twice, at(80))) == 1
+    # Failed for want of an answer and the registry answers again: it catches up 10 s after the last try.
+    away = core.apply_results(twice, [WriteResult(w.id, error="unreachable", reason="RegistryUnavailable")], iso(80))
+    assert core.due(away, at(105)) == [] and len(core.due(away, at(105), answering=True)) == 1
+    assert core.due(away, at(89), answering=True) == []
     many_failures = twice.model_copy(deep=True)
     assert many_failures.registry is not None and many_failures.registry.writes is not None
     many_failures.registry.writes[0].attempts = 30

@@ -563,6 +563,7 @@ class RegistryWrite(StatusModel):
     attempts: int | None = None
     last_attempt_at: str | None = Field(default=None, description="A failed write is tried again after a backoff.")
     last_error: str | None = None
+    last_error_reason: str | None = Field(default=None, description="e.g. RegistryUnavailable.")
 
 
 class RegistryStatus(StatusModel):

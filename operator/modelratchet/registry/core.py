@@ -56,6 +56,7 @@ class WriteResult:
 
     id: int
     error: str | None = None  # None: every tag and the alias are written
+    reason: str | None = None  # the error's condition reason, e.g. RegistryUnavailable
 
 
 def write_back(spec: ModelRolloutSpec) -> RegistryWriteBack | None:
@@ -220,23 +221,27 @@ def _bounded(writes: list[RegistryWrite]) -> list[RegistryWrite]:
     return [w for w in writes if w.id in keep]
 
 
-def retry_at(write: RegistryWrite) -> datetime | None:
-    """When a write that failed may be tried again: 10 s after the first failure, doubling up to 5 minutes."""
+def retry_at(write: RegistryWrite, answering: bool = False) -> datetime | None:
+    """When a write that failed may be tried again: 10 s after the first failure, doubling up to 5 minutes; 10 s
+    after the last one when it failed for want of an answer and the registry ``answering`` again."""
     if write.last_attempt_at is None or not write.attempts:
         return None
     last = datetime.fromisoformat(write.last_attempt_at.replace("Z", "+00:00")).astimezone(UTC)
+    if answering and write.last_error_reason == "RegistryUnavailable":
+        return last + timedelta(seconds=RETRY_FIRST)
     return last + timedelta(seconds=min(RETRY_MAX, RETRY_FIRST * 2 ** min(write.attempts - 1, 10)))
 
 
-def due(status: ModelRolloutStatus, now: datetime | None = None) -> list[RegistryWrite]:
+def due(status: ModelRolloutStatus, now: datetime | None = None, answering: bool = False) -> list[RegistryWrite]:
     """Recorded writes not yet made, oldest first (alias moves must land in the order they were decided).
 
     With ``now``: only if the first of them is not waiting out its backoff (a failing registry is not asked in a
-    loop: every attempt changes the status, and a status change wakes the reconcile again)."""
+    loop: every attempt changes the status, and a status change wakes the reconcile again). ``answering``: the
+    alias was read this look, so a write that failed while the registry was away catches up soon."""
     writes = status.registry.writes if status.registry else None
     pending = sorted((w for w in writes or [] if w.written_at is None), key=lambda w: w.id)
     if now is not None and pending:
-        again = retry_at(pending[0])
+        again = retry_at(pending[0], answering)
         if again is not None and now < again:
             return []
     return pending
@@ -254,9 +259,9 @@ def apply_results(status: ModelRolloutStatus, results: list[WriteResult], now: s
         if r is not None and w.written_at is None:
             attempt = {"attempts": (w.attempts or 0) + 1, "last_attempt_at": now}
             if r.error is None:
-                w = w.model_copy(update={"written_at": now, "last_error": None, **attempt})
+                w = w.model_copy(update={"written_at": now, "last_error": None, "last_error_reason": None, **attempt})
             else:
-                w = w.model_copy(update={"last_error": r.error, **attempt})
+                w = w.model_copy(update={"last_error": r.error, "last_error_reason": r.reason, **attempt})
         writes.append(w)
     out.registry.writes = _bounded(writes)
     return out

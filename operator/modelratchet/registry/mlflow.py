@@ -74,8 +74,10 @@ class MlflowConnection:
             detail = answer.get("message") if isinstance(answer, dict) else None
             code = answer.get("error_code") if isinstance(answer, dict) else None
             reason = {401: "RegistryUnauthorized", 403: "RegistryForbidden"}.get(reply.status, "RegistryError")
-            if reply.status == 404 or code == "RESOURCE_DOES_NOT_EXIST":
-                reason = "AliasNotFound" if path == "registered-models/alias" and method == "GET" else "NotFound"
+            if path == "registered-models/alias" and method == "GET" and reply.status in (400, 404):
+                reason = "AliasNotFound"  # MLflow 3 answers 400 INVALID_PARAMETER_VALUE for an unknown alias
+            elif reply.status == 404 or code == "RESOURCE_DOES_NOT_EXIST":
+                reason = "NotFound"
             elif reply.status >= 500:
                 reason = "RegistryUnavailable"
             said = clean(str(detail or text or reply.reason))
