@@ -349,9 +349,12 @@ def baseline_event(type: str, namespace: str | None, name: str, body: kopf.Body,
 
 
 @kopf.on.event("apps", "v1", "deployments")
-def deployment_event(type: str, namespace: str | None, name: str, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+async def deployment_event(
+    type: str, namespace: str | None, name: str, body: kopf.Body, meta: kopf.Meta, **_: Any
+) -> None:
     """Targets (opted in) and canaries (annotated with their rollout) go to the cache the looks read from; any
-    other Deployment, or one that lost the annotation, is read from the API server when a look needs it."""
+    other Deployment, or one that lost the annotation, is read from the API server when a look needs it. On the
+    event loop: it only copies the body, and it runs for every Deployment of the watched namespaces."""
     if namespace is None:
         return
     if type != "DELETED" and (meta.get("annotations") or {}).get(OPT_IN_ANNOTATION):

@@ -213,11 +213,17 @@ def get(
         raise
 
 
+# Lists in flight at once: a list of every rollout of a namespace is megabytes of JSON at a thousand rollouts, and
+# the baselines of a namespace all list it when the operator starts; unbounded, their copies add up in memory.
+_LISTS = threading.BoundedSemaphore(2)
+
+
 def list_in(custom: client.CustomObjectsApi, plural: str, namespace: str) -> list[dict[str, Any]]:
-    resp: Any = custom.list_namespaced_custom_object(
-        GROUP, VERSION, namespace, plural, _preload_content=False, _request_timeout=request_timeout(custom)
-    )
-    return list(json.loads(resp.data).get("items") or [])
+    with _LISTS:
+        resp: Any = custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, _preload_content=False, _request_timeout=request_timeout(custom)
+        )
+        return list(json.loads(resp.data).get("items") or [])
 
 
 def replace_status(
