@@ -238,7 +238,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     notifier = WebhookNotifier(client.CoreV1Api(api))
     reconciler = Reconciler(ours, api, MetricsProvider(), notifier, may_act=is_leader)
     scheduler = Scheduler(
-        _work, workers=16, max_interval=ours.tick_seconds, is_leader=is_leader, uncapped=frozenset({"baseline"})
+        _work,
+        workers=16,
+        max_interval=ours.tick_seconds,
+        is_leader=is_leader,
+        uncapped=frozenset({"baseline"}),
+        limits={"baseline": 2},  # a baseline's look lists the namespace's rollouts: never all workers at once
     )
     telemetry.LEADER.set_function(lambda: float(is_leader()))
     rt = Runtime(

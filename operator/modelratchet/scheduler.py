@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
+LIMIT_RETRY = 0.25  # seconds: when an object held back by its kind's limit is tried again
 Work = Callable[[Key], float | None]  # returns seconds until the next look, None to forget the object
 
 
@@ -31,11 +32,16 @@ class Scheduler:
         is_leader: Callable[[], bool] = lambda: True,
         standby_interval: float = 1.0,
         uncapped: frozenset[str] = frozenset(),
+        limits: dict[str, int] | None = None,
     ) -> None:
         self._work = work
         # Kinds whose work asks for its own next look, not capped to max_interval: everything they read is watched,
         # so a change pokes them and no periodic look has to catch it (ModelBaselines, whose look lists rollouts).
         self._uncapped = uncapped
+        # At most this many objects of a kind worked on at once; the rest wait in the schedule, not in a worker, so
+        # a burst of one kind (every baseline listing every rollout) never takes the workers the rollouts need.
+        self._limits = dict(limits or {})
+        self._busy: dict[str, int] = {}
         # Asked right before each piece of work runs: a replica that lost the lease while the work waited in the
         # queue (or while the process was frozen) must not start it.
         self._is_leader = is_leader
@@ -106,19 +112,34 @@ class Scheduler:
                     self.poke(key, self._standby_interval)
                 self._wake.wait(self._standby_interval)
                 continue
+            deferred: list[Key] = []
             for key in ready:
                 with self._lock:
+                    limit = self._limits.get(key[0])
+                    if limit is not None and self._busy.get(key[0], 0) >= limit:
+                        deferred.append(key)
+                        continue
                     self._running.add(key)
+                    self._busy[key[0]] = self._busy.get(key[0], 0) + 1
                 self._pool.submit(self._run, key)
+            for key in deferred:
+                self.poke(key, LIMIT_RETRY)
             self._wake.wait(timeout)
+
+    def _release(self, key: Key) -> bool:
+        """The object is no longer worked on; returns whether it was poked meanwhile. Call with the lock held."""
+        self._running.discard(key)
+        self._busy[key[0]] = max(0, self._busy.get(key[0], 0) - 1)
+        again = key in self._dirty
+        self._dirty.discard(key)
+        return again
 
     def _run(self, key: Key) -> None:
         delay: float | None
         failed = False
         if not self._is_leader():  # lost the lease since the loop handed this out
             with self._lock:
-                self._running.discard(key)
-                self._dirty.discard(key)
+                self._release(key)
             self.poke(key, self._standby_interval)
             return
         try:
@@ -131,9 +152,7 @@ class Scheduler:
             delay = min(self._backoff_max, 0.5 * 2**n)
             log.exception("reconcile of %s/%s/%s failed (attempt %d); retrying in %.1fs", *key, n, delay)
         with self._lock:
-            self._running.discard(key)
-            again = key in self._dirty
-            self._dirty.discard(key)
+            again = self._release(key)
         if delay is None and not again:
             self.forget(key)
             return

@@ -119,6 +119,44 @@ def test_uncapped_kinds_keep_the_delay_their_work_asked_for(monkeypatch: pytest.
     assert (baseline, 0.2) not in requested and (rollout, 30.0) not in requested
 
 
+def test_a_kind_at_its_limit_waits_in_the_schedule_and_leaves_the_workers_to_others() -> None:
+    """With baselines limited to one at a time, three slow baselines never run together, and a rollout poked
+    after them runs while they wait (it is not stuck behind them in the workers)."""
+    running: dict[str, int] = defaultdict(int)
+    most: dict[str, int] = defaultdict(int)
+    lock = threading.Lock()
+    release = threading.Event()
+    rollout_ran = threading.Event()
+    done: list[Key] = []
+
+    def work(k: Key) -> float | None:
+        with lock:
+            running[k[0]] += 1
+            most[k[0]] = max(most[k[0]], running[k[0]])
+        if k[0] == "rollout":
+            rollout_ran.set()
+        else:
+            release.wait(HANG_GUARD)
+        with lock:
+            running[k[0]] -= 1
+            done.append(k)
+        return None
+
+    s = Scheduler(work, workers=4, limits={"baseline": 1})
+    s.start()
+    try:
+        for name in ("a", "b", "c"):
+            s.poke(("baseline", "ns", name))
+        s.poke(("rollout", "ns", "r"))
+        assert rollout_ran.wait(HANG_GUARD), "the rollout waited behind the baselines"
+        assert sum(1 for k in done if k[0] == "baseline") == 0  # the first baseline is still held
+        release.set()
+        wait_until(lambda: len(done) == 4, timeout=HANG_GUARD)
+    finally:
+        s.stop()
+    assert most["baseline"] == 1
+
+
 def test_a_failing_object_backs_off_and_others_keep_going() -> None:
     counts: dict[str, int] = defaultdict(int)
 
