@@ -70,6 +70,7 @@ def install(rt: Runtime | None) -> None:
 
 MAX_ERROR_MESSAGE = 1024
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+BASELINE_RESYNC = 300.0  # seconds between looks at an unchanged ModelBaseline
 STANDBY_RETRY = 1.0  # seconds: a replica that lost the lease mid-reconcile looks again (and defers again)
 _KINDS = {"rollout": (res.ROLLOUTS, "ModelRollout"), "baseline": (res.BASELINES, "ModelBaseline")}
 
@@ -177,6 +178,9 @@ def _work(key: Key) -> float | None:
                 delay = runtime().reconciler.tick(namespace, name)
             else:
                 delay = reconcile_baseline(runtime().custom, namespace, name)
+                # Its inputs are all watched (a change pokes it): the periodic look is only a safety net, and it
+                # lists every rollout of the namespace.
+                delay = None if delay is None else max(delay, BASELINE_RESYNC)
     except res.NotLeader:
         log.info("lost the lease during the reconcile of %s %s/%s; the leader carries on", kind, namespace, name)
         return STANDBY_RETRY
