@@ -446,6 +446,6 @@ def test_application_ignores_the_operators_fields() -> None:
     route = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
              "managedFieldsManagers": [OperatorSettings().field_manager]}
     assert route in app["spec"]["ignoreDifferences"], "the router's HTTPRoute rules are not drift either"
-    assert "RespectIgnoreDifferences=true" in app["spec"]["syncPolicy"]["syncOptions"]
+    assert {"RespectIgnoreDifferences=true", "ServerSideApply=true"} <= set(app["spec"]["syncPolicy"]["syncOptions"])
     examples = Path(__file__).resolve().parents[2] / app["spec"]["source"]["path"]
     assert examples.is_dir()
