@@ -40,3 +40,29 @@ def scenario(
     sc.close()
     if not operator.alive():
         pytest.fail(f"the operator died:\n{operator.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def argocd(local_cluster: Any, kube_api: Any, crds: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Argo CD (application-controller, repo-server, redis) on the cluster: the one `e2e/cluster.sh up
+    --with-argocd` started, else one started here (e2e/harness/argocd.py)."""
+    from e2e.harness.argocd import LocalArgoCD
+    from e2e.harness.components import MissingBinaryError
+    from e2e.harness.fixtures import _fail_missing
+
+    argo = LocalArgoCD.running(local_cluster)
+    owned = argo is None
+    if argo is None:
+        try:
+            argo = LocalArgoCD(local_cluster, tmp_path_factory.mktemp("argocd"))
+        except MissingBinaryError as exc:
+            _fail_missing(exc)
+        argo.start()
+        print(f"\n[argocd] up in {argo.startup_seconds:.1f} s: "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in argo.phases.items()))
+    argo.api = kube_api
+    try:
+        yield argo
+    finally:
+        if owned:
+            argo.stop()

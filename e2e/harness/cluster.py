@@ -1,7 +1,7 @@
 """A local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler
 and kwok (fake nodes whose pods become Ready without a container runtime), all on 127.0.0.1.
 
-CLI: python -m e2e.harness.cluster up|down|env|status [--name NAME | --dir DIR] [--nodes N]
+CLI: python -m e2e.harness.cluster up|down|env|status [--name NAME | --dir DIR] [--nodes N] [--with-argocd]
 State lives in a run dir (default <cache>/run/<name>/): PKI, kubeconfigs, logs, one pidfile per
 component and state.json. Standard library only.
 """
@@ -507,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default="default", help="run dir name under <cache>/run/ (default: default)")
     parser.add_argument("--dir", help="explicit run dir (overrides --name)")
     parser.add_argument("--nodes", type=int, default=2, help="number of kwok nodes (up only)")
+    parser.add_argument("--with-argocd", action="store_true",
+                        help="up: also start Argo CD on the cluster (e2e/harness/argocd.py); down stops it anyway")
     args = parser.parse_args(argv)
     run_dir = _run_dir(args)
     kubeconfig = run_dir / "kubeconfig"
@@ -516,9 +518,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cluster up in {cluster.startup_seconds:.1f}s: {cluster.server}", file=sys.stderr)
         print("ready at: " + ", ".join(f"{k} {v:.1f}s" for k, v in cluster.phases.items()), file=sys.stderr)
         print(f"run dir: {run_dir}", file=sys.stderr)
+        if args.with_argocd:
+            from e2e.harness import argocd  # needs PyYAML: the project's virtualenv
+
+            if argocd.main(["up", "--dir", str(run_dir)]) != 0:
+                return 1
         print("\n".join(_env_lines(kubeconfig)))
         return 0
     if args.command == "down":
+        if (run_dir / "argocd" / "pids").is_dir():
+            from e2e.harness import argocd
+
+            argocd.main(["down", "--dir", str(run_dir)])
         if run_dir.exists():
             LocalCluster(run_dir=run_dir, kubeconfig=kubeconfig, server="").down()
         print(f"cluster in {run_dir} stopped", file=sys.stderr)
