@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from e2e.harness.mlflow import SESSION_TRACKING_URI
 from e2e.harness.operator_proc import OperatorProcess
 from e2e.harness.scenario import V1, Scenario
 
@@ -19,7 +20,12 @@ def operator(
     prometheus: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(Path(local_cluster.kubeconfig), prometheus.url, log_dir=tmp_path_factory.mktemp("operator"))
+    # The MLflow server e2e/test_mlflow.py starts (on this address) is the operator's default tracking server.
+    proc = OperatorProcess(
+        Path(local_cluster.kubeconfig), prometheus.url, log_dir=tmp_path_factory.mktemp("operator"),
+        # MLflow on two loaded cores takes seconds per request: a test timeout, not the 5 s default.
+        extra_env={"MODELRATCHET_MLFLOW_TRACKING_URI": SESSION_TRACKING_URI, "MODELRATCHET_MLFLOW_TIMEOUT": "30"},
+    )
     proc.start()
     yield proc
     print(f"\n[operator] rss {proc.rss_mib():.1f} MiB, peak {proc.peak_rss_mib():.1f} MiB (log {proc.log_path})")
