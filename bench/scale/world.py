@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -226,8 +227,16 @@ class ScaleWorld:
     # --- observation ----------------------------------------------------------------------------
 
     def statuses(self) -> dict[str, dict[str, Any]]:
-        items = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, "modelrollouts")["items"]
-        return {r["metadata"]["name"]: r.get("status") or {} for r in items}
+        """Every rollout's status; a list cut by an overloaded API server is read again (three tries)."""
+        for attempt in range(3):
+            try:
+                items = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, "modelrollouts")["items"]
+                return {r["metadata"]["name"]: r.get("status") or {} for r in items}
+            except (ApiException, ValueError, urllib3.exceptions.HTTPError):
+                if attempt == 2:
+                    raise
+                time.sleep(2)  # backing off before the next try
+        raise AssertionError("unreachable")
 
     def wait_analysing(self, timeout: float) -> int:
         """Waits until every rollout made its first analysis, at most ``timeout`` s; returns how many did."""
