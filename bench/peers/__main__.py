@@ -11,6 +11,7 @@ root for the pod network namespace, as the e2e suite does. Writes peers.md, peer
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -38,7 +39,9 @@ def operator_pid(operator: Any) -> int | None:
 
 
 def run_systems(env: Cluster, systems: Iterable[tuple[System, Controller]], scenarios: Iterable[str],
-                repeats: int, say: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                repeats: int, say: Callable[[str], None] = print,
+                partial: Path | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every scenario `repeats` times for each system in turn; each run is appended to `partial` as it ends."""
     from e2e.harness.argo_rollouts import cpu_seconds
     from e2e.harness.procs import rss_kib
 
@@ -55,6 +58,9 @@ def run_systems(env: Cluster, systems: Iterable[tuple[System, Controller]], scen
         for scenario in names:
             for repeat in range(1, repeats + 1):
                 runs.append(run_once(system, SCENARIOS[scenario], repeat, env, say).as_dict())
+                if partial is not None:
+                    with partial.open("a") as fh:
+                        fh.write(json.dumps(runs[-1]) + "\n")
                 count += 1
         controllers[system.name] = {"rollouts": count, "cpu_seconds": round(cpu_seconds(pid) - cpu0, 2),
                                     "peak_rss_mib": round(rss_kib(pid, "VmHWM") / 1024, 1)}
@@ -82,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     began = time.monotonic()
     run_dir = default_run_dir("peers")
+    print(f"starting a local cluster, Prometheus and the data plane in {run_dir}", flush=True)
     cluster = LocalCluster.up(run_dir / "cluster", owned=True)
     os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
     prometheus = LocalPrometheus(run_dir / "prometheus")
@@ -95,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         plane.start()
         argo = LocalArgoRollouts(cluster, run_dir / "argo-rollouts")
         argo.install()
+        (run_dir / "operator").mkdir(parents=True, exist_ok=True)
         operator = OperatorProcess(cluster.kubeconfig, prometheus.url, log_dir=run_dir / "operator")
         api = config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
         env = Cluster(api=api, prometheus=prometheus, data_plane=plane, log_dir=run_dir / "runs")
@@ -104,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             systems.append((ModelRatchet(), Controller(operator.start, operator.stop, lambda: operator_pid(operator))))
         if "Argo Rollouts" in chosen:
             systems.append((ArgoRollouts(prometheus.url), Controller(argo.start, argo.stop, lambda: argo.pid)))
-        runs, controllers = run_systems(env, systems, args.scenario or list(SCENARIOS), args.repeats)
+        args.out.mkdir(parents=True, exist_ok=True)
+        runs, controllers = run_systems(env, systems, args.scenario or list(SCENARIOS), args.repeats,
+                                        partial=run_dir / "runs.jsonl")
         meta = {
             "command": "python -m bench.peers" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
             "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Linux {platform.release()}, "

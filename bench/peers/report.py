@@ -50,6 +50,7 @@ def summarise(runs: Iterable[dict[str, Any]], controllers: dict[str, dict[str, f
                 "seconds_to_promotion": spread([r["seconds"] for r in mine if r["outcome"] == PROMOTED]),
                 "seconds": spread(timed),
                 "candidate_answers": spread([r["candidate_answers"] for r in mine]),
+                "failed_requests": spread([r["failed_requests"] for r in mine]),
                 "messages": sorted({r["message"][:160] for r in mine}),
             })
     return {"rows": rows, "controllers": controllers}
@@ -64,15 +65,16 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"{meta['minutes']:.0f} min in all. Median (min to max). Times from the candidate's first answer at the "
         "client.",
         "",
-        "| system | scenario | outcome (of runs) | s to rollback | s to promotion | answers by the candidate |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| system | scenario | outcome (of runs) | s to rollback | s to promotion | answers by the candidate "
+        "| requests not answered |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in summary["rows"]:
         outcome = ", ".join(f"{k} {v}" for k, v in row["outcomes"].items())
         lines.append(
             f"| {row['system']} | {row['scenario']} | {outcome} (of {row['runs']}) | "
             f"{_fmt(row['seconds_to_rollback'])} | {_fmt(row['seconds_to_promotion'])} | "
-            f"{_fmt(row['candidate_answers'])} |"
+            f"{_fmt(row['candidate_answers'])} | {_fmt(row['failed_requests'])} |"
         )
     lines += ["", "| system | rollouts | controller CPU s | CPU s per rollout | peak RSS MiB |",
               "| --- | --- | --- | --- | --- |"]

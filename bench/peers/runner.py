@@ -18,9 +18,9 @@ from e2e.harness.model_servers import checkpoint_file
 from e2e.harness.scenario import V1, V2, V3, Scenario
 
 AA = "s3://models/digits/v1-again"  # v1's file under another URI: the same model, told apart by its label
-RATE = 20.0  # labelled requests per second through the gateway, both systems
+RATE = 30.0  # labelled requests per second through the gateway, both systems
 LOW_RATE = 5.0
-OUTAGE_AFTER = 8.0  # seconds after first serving: one analysis interval in
+OUTAGE_AFTER = 6.0  # seconds after first serving: one analysis interval in
 OUTAGE_SECONDS = 30.0
 POLL = 0.2
 TIMEOUT = 180.0
@@ -135,7 +135,7 @@ def _follow(system: System, spec: ScenarioSpec, repeat: int, sc: Scenario, env: 
         time.sleep(POLL)
     if "stopped" in outage and "started" not in outage:
         env.prometheus.start()
-    time.sleep(3.0)  # answers in flight when the rollout ended reach the client
+    time.sleep(2.0)  # answers in flight when the rollout ended reach the client
     assert sc.traffic is not None
     sc.traffic.stop()
     answers = sc.answers()
