@@ -42,7 +42,7 @@ class OperatorProcess:
     def log_path(self) -> Path:
         return self.log_dir / f"operator-{self.starts}.log"
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         self.starts += 1
         env = {
             **os.environ,
@@ -69,6 +69,8 @@ class OperatorProcess:
                 return
             except OSError:
                 time.sleep(0.1)
+        # Never leave an operator behind that nobody holds: it would keep acting on the cluster.
+        self.kill()
         raise TimeoutError(f"operator did not serve /metrics within {timeout}s:\n{self.log_tail()}")
 
     def kill(self) -> None:
