@@ -10,7 +10,7 @@ venv: $(VENV)/.installed
 
 # Exactly the pinned, hash-checked packages of requirements-dev.lock, then the project (editable).
 # Reinstalls whenever a lock, the project's metadata or the install command changes.
-$(VENV)/.installed: requirements-dev.lock requirements.lock pyproject.toml hack/install-venv.sh hack/lockfile.py
+$(VENV)/.installed: requirements-dev.lock requirements.lock requirements-mlflow.lock pyproject.toml hack/install-venv.sh hack/install-mlflow.sh hack/lockfile.py
 	PYTHON=$(PYTHON) hack/install-venv.sh $(VENV)
 	touch $@
 
