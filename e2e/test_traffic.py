@@ -93,6 +93,9 @@ def test_exact_weights_at_one_stable_and_one_canary_pod(routed: Scenario) -> Non
     status = sc.wait_phase("digits", "Promoted", timeout=90)
     assert status["stableCheckpoint"] == V2 and sc.target_checkpoint() == V2
     _assert_route_given_back(sc, original)
+    # The target rolls its own pods to V2 after the promotion is recorded: the old ones answer until they are gone.
+    wait_for(lambda: not any(sc._pod_checkpoint(p) == V1 for p in sc._serving_pods()), timeout=90,
+             message="the target's V1 pods replaced after promotion")
     counts = sc.data_plane.count_answers(sc.host, 200)
     print(f"[figure] after promotion: {dict(counts)}")
     assert counts[V1] == 0 and counts[V2] >= 198, "promoted: the stable Service now serves the new checkpoint"
