@@ -161,6 +161,13 @@ COMPONENTS: dict[str, Component] = {
             toolchain="go1.26.10",
         ),
         Component(
+            # The second peer of bench/peers (its Gateway API router); v1.36.1 is the only version the proxy lists.
+            name="flagger",
+            module="github.com/fluxcd/flagger",
+            binaries={"flagger": "github.com/fluxcd/flagger/cmd/flagger"},
+            ldflags=lambda _v, i: [f"-X github.com/fluxcd/flagger/pkg/version.REVISION={i.get('commit', 'unknown')}"],
+        ),
+        Component(
             name="kubeconform",
             module="github.com/yannh/kubeconform",
             binaries={"kubeconform": "github.com/yannh/kubeconform/cmd/kubeconform"},
