@@ -1,9 +1,9 @@
-"""ModelRatchet and Argo Rollouts side by side on one local cluster, with the real data plane.
+"""ModelRatchet, Argo Rollouts and Flagger side by side on one local cluster, with the real data plane.
 
 Usage: python -m bench.peers [--repeats 5] [--scenario NAME ...] [--system NAME ...] [--out bench/peers/out]
 
 Starts a local cluster (e2e/harness), Prometheus discovering the serving pods, the data plane (pod network,
-supervisor, Traefik with the Gateway API), installs both systems, then runs every scenario for each system in
+supervisor, Traefik with the Gateway API), installs the systems, then runs every scenario for each system in
 turn: only the controller under test runs while its scenarios do. Needs the pinned components (`make setup`) and
 root for the pod network namespace, as the e2e suite does. Writes peers.md, peers.json and peers.png to --out.
 """
@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.peers.runner import LOW_RATE, RATE, SCENARIOS, Cluster, run_once
-from bench.peers.systems import ArgoRollouts, ModelRatchet, System
+from bench.peers.systems import ArgoRollouts, Flagger, ModelRatchet, System
 
 HERE = Path(__file__).resolve().parent
-SYSTEMS = ("ModelRatchet", "Argo Rollouts")
+SYSTEMS = ("ModelRatchet", "Argo Rollouts", "Flagger")
 
 
 class Controller:
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS), help="default: all")
-    parser.add_argument("--system", action="append", choices=SYSTEMS, help="default: both")
+    parser.add_argument("--system", action="append", choices=SYSTEMS, help="default: all")
     parser.add_argument("--out", type=Path, default=HERE / "out")
     args = parser.parse_args(argv)
 
@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from e2e.harness.cluster import LocalCluster, default_run_dir
     from e2e.harness.components import REPO_ROOT
     from e2e.harness.dataplane import DataPlane
+    from e2e.harness.flagger import LocalFlagger
     from e2e.harness.operator_proc import OperatorProcess
     from e2e.harness.prometheus import LocalPrometheus
 
@@ -112,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             systems.append((ModelRatchet(), Controller(operator.start, operator.stop, lambda: operator_pid(operator))))
         if "Argo Rollouts" in chosen:
             systems.append((ArgoRollouts(prometheus.url), Controller(argo.start, argo.stop, lambda: argo.pid)))
+        if "Flagger" in chosen:  # installed after the data plane: its router needs the Gateway API CRDs
+            flagger = LocalFlagger(cluster, run_dir / "flagger", prometheus.url)
+            flagger.install()
+            systems.append((Flagger(prometheus.url), Controller(flagger.start, flagger.stop, lambda: flagger.pid)))
         args.out.mkdir(parents=True, exist_ok=True)
         runs, controllers = run_systems(env, systems, args.scenario or list(SCENARIOS), args.repeats,
                                         partial=run_dir / "runs.jsonl")

@@ -22,6 +22,7 @@ from e2e.harness.wait import wait_for
 HERE = Path(__file__).resolve().parent
 PROGRESSING, PROMOTED, ROLLED_BACK = "progressing", "promoted", "rolled back"
 ARGO = ("argoproj.io", "v1alpha1")
+FLAGGER = ("flagger.app", "v1beta1")
 MR = ("modelratchet.io", "v1alpha1")
 
 
@@ -167,6 +168,87 @@ class ArgoRollouts:
     def close(self, sc: Scenario) -> None:
         try:
             sc.custom.delete_collection_namespaced_custom_object(*ARGO, sc.ns, "rollouts")
+        except ApiException as e:
+            if e.status != 404:
+                raise
+        sc.close()
+
+
+class Flagger:
+    """Flagger's Gateway API canary: it copies the target to `<name>-primary`, makes the HTTPRoute `<name>` on the
+    gateway with the primary and canary Services as weighted backends, and moves the weights itself."""
+
+    name = "Flagger"
+
+    def __init__(self, prometheus_url: str) -> None:
+        self.docs = config("flagger.yaml")
+        self.prometheus_url = prometheus_url
+        self.canary_name = self.docs["Canary"]["metadata"]["name"]
+
+    def get(self, sc: Scenario) -> dict[str, Any]:
+        resp: Any = sc.custom.get_namespaced_custom_object(*FLAGGER, sc.ns, "canaries", self.canary_name,
+                                                           _preload_content=False)
+        return dict(json.loads(resp.data))
+
+    def deploy(self, sc: Scenario, stable: str) -> None:
+        assert sc.data_plane is not None
+        template = copy.deepcopy(self.docs["MetricTemplate"])
+        template["spec"]["provider"]["address"] = self.prometheus_url
+        sc.custom.create_namespaced_custom_object(*FLAGGER, sc.ns, "metrictemplates", template)
+        target = copy.deepcopy(self.docs["Deployment"])
+        _env(target["spec"]["template"]["spec"]["containers"][0],
+             {"MODEL_CHECKPOINT": stable, "MODEL_STORE": str(sc.store), "MODEL_NAME": sc.model})
+        sc.apps.create_namespaced_deployment(sc.ns, target)  # type: ignore[arg-type]
+        canary = copy.deepcopy(self.docs["Canary"])
+        service_spec = canary["spec"]["service"]
+        service_spec["hosts"] = [sc.host]
+        parent = sc.data_plane.parent_ref()
+        service_spec["gatewayRefs"] = [{k: parent[k] for k in ("name", "namespace", "sectionName")}]
+        self._set_variables(canary, sc.model, stable, stable)
+        sc.custom.create_namespaced_custom_object(*FLAGGER, sc.ns, "canaries", canary)
+        # Initialized: the primary serves, the target is scaled to zero, the HTTPRoute sends it all.
+        wait_for(lambda: (self.get(sc).get("status") or {}).get("phase") == "Initialized", timeout=120,
+                 message=f"Canary {sc.ns}/{self.canary_name} Initialized")
+        sc.data_plane.gateway.wait_route(sc.ns, self.canary_name)
+        sc.data_plane.wait_routed(sc.host)
+
+    @staticmethod
+    def _set_variables(canary: dict[str, Any], model: str, stable: str, candidate: str) -> None:
+        metric = canary["spec"]["analysis"]["metrics"][0]
+        metric["templateVariables"] = {"model": model, "canary": candidate, "stable": stable}
+
+    def roll_out(self, sc: Scenario, stable: str, candidate: str) -> None:
+        # The query's checkpoints first (Flagger reads them at each check), then the revision it detects.
+        canary = self.get(sc)
+        self._set_variables(canary, sc.model, stable, candidate)
+        sc.custom.replace_namespaced_custom_object(*FLAGGER, sc.ns, "canaries", self.canary_name, canary)
+        sc.apps.patch_namespaced_deployment(
+            self.docs["Deployment"]["metadata"]["name"], sc.ns,
+            {"spec": {"template": {"spec": {"containers": [
+                {"name": "server", "env": [{"name": "MODEL_CHECKPOINT", "value": candidate}]}]}}}})
+
+    def progress(self, sc: Scenario, candidate: str) -> Progress:
+        status = self.get(sc).get("status") or {}
+        phase = status.get("phase")
+        message = next((str(c.get("message")) for c in status.get("conditions") or [] if c.get("type") == "Promoted"),
+                       "")
+        detail = f"{phase}: weight {status.get('canaryWeight', 0)}, failed checks {status.get('failedChecks', 0)}; "
+        if phase == "Succeeded":
+            return Progress(PROMOTED, detail + message)
+        if phase == "Failed":
+            return Progress(ROLLED_BACK, detail + message)
+        return Progress(PROGRESSING, detail + message)
+
+    def analyses(self, sc: Scenario) -> list[str]:
+        """Flagger keeps no record of its checks in status: the Warning and Normal events on the Canary, in order."""
+        events = sc.core.list_namespaced_event(sc.ns, field_selector=f"involvedObject.name={self.canary_name},"
+                                                                    "involvedObject.kind=Canary")
+        ordered = sorted(events.items, key=lambda e: str(e.first_timestamp or e.event_time or ""))
+        return [f"{e.message}" + (f" (x{e.count})" if (e.count or 1) > 1 else "") for e in ordered]
+
+    def close(self, sc: Scenario) -> None:
+        try:  # the Canary first, so that Flagger makes no more objects; its primary goes with the Deployments
+            sc.custom.delete_collection_namespaced_custom_object(*FLAGGER, sc.ns, "canaries")
         except ApiException as e:
             if e.status != 404:
                 raise

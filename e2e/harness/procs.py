@@ -176,6 +176,14 @@ def forget(proc: ManagedProcess) -> None:
         _registered.remove(proc)
 
 
+def stop_one(proc: ManagedProcess | None, timeout: float = 15.0) -> None:
+    """Stops one process started with `start` (no-op for None) and drops it from the exit-time cleanup."""
+    if proc is None:
+        return
+    stop_all([proc], timeout=timeout)
+    forget(proc)
+
+
 def tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
