@@ -70,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(x) for x in args.objects.split(",") if x.strip()]
 
     existing = os.environ.get("MODELRATCHET_KUBECONFIG")
-    cluster = LocalCluster.attach(Path(existing)) if existing else LocalCluster.up(default_run_dir("scale"), owned=True)
+    cluster = (
+        LocalCluster.attach(Path(existing))
+        if existing
+        else LocalCluster.up(default_run_dir("scale"), owned=True, disable_qps_limits=True)
+    )
     work = Path(tempfile.mkdtemp(prefix="modelratchet-scale-"))
     prom = LocalPrometheus(work / "prometheus")
     suffix = f"-{args.label}" if args.label else ""

@@ -137,8 +137,20 @@ class LocalCluster:
         return cluster
 
     @classmethod
-    def up(cls, run_dir: Path, *, nodes: int = 2, owned: bool = False, timeout: float = 120.0) -> LocalCluster:
-        """Start a fresh cluster in `run_dir`. `owned` ties component lifetimes to this process."""
+    def up(
+        cls,
+        run_dir: Path,
+        *,
+        nodes: int = 2,
+        owned: bool = False,
+        timeout: float = 120.0,
+        disable_qps_limits: bool = False,
+    ) -> LocalCluster:
+        """Start a fresh cluster in `run_dir`. `owned` ties component lifetimes to this process.
+
+        `disable_qps_limits` lifts the client-side rate limits of kube-controller-manager and kube-scheduler
+        (20 and 50 requests/s by default), as `kwokctl create cluster --disable-qps-limits` does: at those limits
+        a thousand Deployments take about half an hour to get their pods (kwok itself is not limited)."""
         started = time.monotonic()
         run_dir = run_dir.expanduser().resolve()
         if any(p.alive() for p in _tracked(run_dir).values()):
@@ -170,6 +182,7 @@ class LocalCluster:
 
         etcd_url = f"http://{LOOPBACK}:{ports['etcd']}"
         peer_url = f"http://{LOOPBACK}:{ports['etcd-peer']}"
+        qps = ["--kube-api-qps=5000", "--kube-api-burst=10000"] if disable_qps_limits else []
         argv: dict[str, list[str]] = {
             "etcd": [
                 str(binaries["etcd"]), "--name=e2e", f"--data-dir={run_dir / 'etcd'}",
@@ -215,13 +228,13 @@ class LocalCluster:
                 "--use-service-account-credentials=true",
                 f"--cluster-signing-cert-file={tls['ca'].cert}", f"--cluster-signing-key-file={tls['ca'].key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--profiling=false", "--v=1",
+                "--profiling=false", "--v=1", *qps,
             ],
             "kube-scheduler": [
                 str(binaries["kube-scheduler"]), *_delegated_auth(kubeconfigs["kube-scheduler"]),
                 f"--bind-address={LOOPBACK}", f"--secure-port={ports['scheduler']}",
                 f"--cert-dir={run_dir / 'pki' / 'scheduler'}",
-                "--leader-elect=false", "--profiling=false", "--v=1",
+                "--leader-elect=false", "--profiling=false", "--v=1", *qps,
             ],
             "kwok": [
                 str(binaries["kwok"]), f"--kubeconfig={kubeconfigs['kwok']}",
@@ -507,6 +520,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default="default", help="run dir name under <cache>/run/ (default: default)")
     parser.add_argument("--dir", help="explicit run dir (overrides --name)")
     parser.add_argument("--nodes", type=int, default=2, help="number of kwok nodes (up only)")
+    parser.add_argument("--disable-qps-limits", action="store_true",
+                        help="up: no client-side rate limit in kube-controller-manager and kube-scheduler (scale runs)")
     parser.add_argument("--with-argocd", action="store_true",
                         help="up: also start Argo CD on the cluster (e2e/harness/argocd.py); down stops it anyway")
     args = parser.parse_args(argv)
@@ -514,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     kubeconfig = run_dir / "kubeconfig"
 
     if args.command == "up":
-        cluster = LocalCluster.up(run_dir, nodes=args.nodes)
+        cluster = LocalCluster.up(run_dir, nodes=args.nodes, disable_qps_limits=args.disable_qps_limits)
         print(f"cluster up in {cluster.startup_seconds:.1f}s: {cluster.server}", file=sys.stderr)
         print("ready at: " + ", ".join(f"{k} {v:.1f}s" for k, v in cluster.phases.items()), file=sys.stderr)
         print(f"run dir: {run_dir}", file=sys.stderr)

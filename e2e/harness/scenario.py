@@ -66,15 +66,20 @@ LATENCY_QUERY = (
 
 
 def digits_baseline(
-    model: str, *, accuracy_ratio: float = 0.05, latency_ratio: float = 1.0, min_samples: int = 40
+    model: str, *, accuracy_ratio: float = 0.10, latency_ratio: float = 1.0, min_samples: int = 40
 ) -> dict[str, Any]:
-    """Accuracy against the stable checkpoint side by side (critical) and p90 latency (warning)."""
+    """Accuracy against the stable checkpoint side by side (critical) and p90 latency (warning).
+
+    The threshold judge compares two estimates, each from as few as ``min_samples`` labelled answers (the first
+    look of a traffic step has a 2 s window): at 5% a better candidate (live about 0.98) against v1 (about 0.91)
+    failed now and then when v1's small sample happened to be perfect. 10% keeps that out of reach while the
+    regressed v3 (about 0.70) still fails every look."""
     return {
         "model": model,
         "metrics": [
             {
                 "name": "accuracy",
-                "description": "At most 5% below the stable checkpoint, measured side by side",
+                "description": f"At most {accuracy_ratio:.0%} below the stable checkpoint, measured side by side",
                 "baseline": "live",
                 "threshold": {"type": "ratio", "value": accuracy_ratio},
                 "severity": "critical",
@@ -476,8 +481,10 @@ class Scenario:
             result: dict[str, Any] = wait_for(check, timeout=timeout, message=f"{name} phase in {sorted(wanted)}")
         except TimeoutError as e:
             status = self.status(name)
-            status.pop("history", None)
-            raise TimeoutError(f"{e}\nstatus: {json.dumps(status, indent=1)}") from None
+            history = status.pop("history", None) or []
+            raise TimeoutError(
+                f"{e}\nstatus: {json.dumps(status, indent=1)}\nhistory, newest first:\n{_history_lines(history)}"
+            ) from None
         return result
 
     # ---------------------------------------------------------------- deployments
@@ -524,3 +531,18 @@ class Scenario:
         evs = self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name}")
         return [(e.reason, e.message) for e in evs.items]
 
+
+def _history_lines(history: list[dict[str, Any]]) -> str:
+    """One line per analysis and one per metric in it: what a failed wait needs to tell noise from a bug."""
+    lines = []
+    for h in history:
+        lines.append(
+            f"#{h.get('id')} {h.get('time')} (window from {h.get('windowStart')}) step {h.get('step')} "
+            f"{h.get('checkpoint')}: {h.get('verdict')}"
+        )
+        for m in h.get("metrics") or []:
+            fields = ("outcome", "value", "baseline", "severity", "message")
+            figures = {f"judge.{k}": v for k, v in (m.get("judge") or {}).items() if k in ("judge", "samples")}
+            shown = {**{k: m[k] for k in fields if k in m}, **figures}
+            lines.append("    " + m.get("metric", "?") + " " + " ".join(f"{k}={v}" for k, v in shown.items()))
+    return "\n".join(lines) or "(none)"
