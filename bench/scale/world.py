@@ -40,7 +40,8 @@ ACCURACY_QUERY = (
     f" / sum(increase(model_feedback_total{{{_SEL}}}[{{{{ window }}}}]))"
 )
 SAMPLES_QUERY = f"sum(increase(model_feedback_total{{{_SEL}}}[{{{{ window }}}}]))"
-QUERIES_PER_ANALYSIS = 4  # value and samples, for the candidate and the stable checkpoint
+# The 4 queries of an analysis (value and samples, for the candidate and the stable checkpoint) go as one request.
+REQUESTS_PER_ANALYSIS = 1
 
 
 def stable_of(model: int) -> str:

@@ -296,6 +296,7 @@ class HoldingProxy:
         self.barrier = threading.Barrier(parties)
         self.passed: list[str] = []  # the paths forwarded after the barrier released
         self.held: list[str] = []  # every path that reached the proxy
+        self.posted: list[str] = []  # the form bodies of POSTs (batches), forwarded without holding
         self._lock = threading.Lock()
         proxy = self
 
@@ -314,6 +315,17 @@ class HoldingProxy:
                     with urllib.request.urlopen(upstream + self.path, timeout=guard) as answer:
                         self._reply(answer.status, answer.read())
                 except urllib.error.HTTPError as e:  # Prometheus's own error answers, passed on as they are
+                    self._reply(e.code, e.read())
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with proxy._lock:
+                    proxy.posted.append(body.decode())
+                request = urllib.request.Request(upstream + self.path, data=body, headers=dict(self.headers))
+                try:
+                    with urllib.request.urlopen(request, timeout=guard) as answer:
+                        self._reply(answer.status, answer.read())
+                except urllib.error.HTTPError as e:
                     self._reply(e.code, e.read())
 
             def _reply(self, status: int, body: bytes) -> None:
@@ -345,37 +357,117 @@ class HoldingProxy:
         self.thread.join(timeout=HANG_GUARD)
 
 
-def test_queries_run_concurrently(prometheus: Any, served: Served) -> None:
-    """All six queries are in flight at once: the proxy lets them through only when it holds six together."""
-    metrics = [
-        {
-            "name": name,
-            "baseline": "live",
-            "threshold": {"type": "delta", "value": 1000},
-            "query": f"{aggregate}({series}{{{SEL}}})",
-        }
-        for name, aggregate, series in (
-            ("latency", "max", "mr_it_latency_seconds"),
-            ("predictions", "sum", "mr_it_predictions_total"),
-            ("correct", "sum", "mr_it_correct_total"),
-        )
+def _live_metrics(*names: tuple[str, str, str]) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "baseline": "live", "threshold": {"type": "delta", "value": 1000}, "query": query}
+        for name, query, _ in names
     ]
-    with HoldingProxy(prometheus.url, parties=6) as proxy:
-        obs = MetricsProvider().observe(
-            spec(served.model, *metrics),
-            namespace=NS,
-            checkpoint="v2",
-            stable_checkpoint="v1",
-            window_seconds=600,
-            interval_seconds=5,
-            # Longer than the proxy's guard: if the queries ran one after another, the barrier breaks first.
-            settings=PrometheusSettings(address=proxy.url, timeout_seconds=LONG_DEADLINE),
-        )
-        assert not proxy.barrier.broken
-        assert len(proxy.held) == len(proxy.passed) == 6
+
+
+def _observe_through(
+    proxy: HoldingProxy, baseline: ModelBaselineSpec, provider: MetricsProvider | None = None, **kwargs: Any
+) -> ObservationSet:
+    return (provider or MetricsProvider()).observe(
+        baseline,
+        namespace=NS,
+        checkpoint="v2",
+        stable_checkpoint="v1",
+        window_seconds=600,
+        interval_seconds=5,
+        **kwargs,
+        # Longer than the proxy's guard: if queries that must be in flight together ran one after another, the
+        # barrier breaks first.
+        settings=PrometheusSettings(address=proxy.url, timeout_seconds=LONG_DEADLINE),
+    )
+
+
+THREE_LIVE = (
+    ("latency", f"max(mr_it_latency_seconds{{{SEL}}})", ""),
+    ("predictions", f"sum(mr_it_predictions_total{{{SEL}}})", ""),
+    ("correct", f"sum(mr_it_correct_total{{{SEL}}})", ""),
+)
+
+
+def test_instant_queries_go_as_one_request(prometheus: Any, served: Served) -> None:
+    """Three live metrics are six instant queries, and one request: nothing is held, so six GETs would fail."""
+    with HoldingProxy(prometheus.url, parties=7) as proxy:
+        obs = _observe_through(proxy, spec(served.model, *_live_metrics(*THREE_LIVE)))
+        assert proxy.held == [] and len(proxy.posted) == 1
+        assert proxy.posted[0].count("label_replace") == 6
     assert obs.problems == []
     values = {name: (obs.candidate[name].value, obs.baseline[name].value) for name in obs.candidate}
     assert values == {"latency": (0.5, 0.25), "predictions": (100, 200), "correct": (90, 160)}
+
+
+def test_what_a_batch_cannot_answer_is_asked_one_by_one_concurrently(prometheus: Any, served: Served) -> None:
+    """A part that answers a scalar makes the batch invalid PromQL: its six queries are then asked alone, all
+    in flight at once (the proxy lets them through only when it holds six together), and each answers as alone."""
+    scalar = ("latency", f"scalar(max(mr_it_latency_seconds{{{SEL}}}))", "")
+    with HoldingProxy(prometheus.url, parties=6) as proxy:
+        obs = _observe_through(proxy, spec(served.model, *_live_metrics(scalar, *THREE_LIVE[1:])))
+        assert not proxy.barrier.broken
+        assert len(proxy.posted) == 1 and len(proxy.held) == len(proxy.passed) == 6
+    assert obs.problems == []
+    values = {name: (obs.candidate[name].value, obs.baseline[name].value) for name in obs.candidate}
+    assert values == {"latency": (0.5, 0.25), "predictions": (100, 200), "correct": (90, 160)}
+
+
+class OneByOne(MetricsProvider):
+    """The provider with batches turned off: every query is its own request."""
+
+    def querier(self, settings: PrometheusSettings) -> PrometheusQuerier:
+        client = super().querier(settings)
+        client.instant_batch = lambda *args, **kwargs: None  # type: ignore[method-assign]
+        return client
+
+
+@pytest.mark.parametrize("with_invalid", [False, True], ids=["batched", "batch-refused"])
+def test_a_batch_answers_exactly_as_queries_one_by_one(prometheus: Any, served: Served, with_invalid: bool) -> None:
+    """Every kind of answer (values, live baselines, samples, successes and totals, no data, NaN, +Inf, several
+    series, a scalar) comes out of a batch as it does one by one; with a part that is not PromQL the batch is
+    refused and each query is asked alone."""
+    metrics: list[dict[str, Any]] = [
+        {
+            "name": "accuracy",
+            "baseline": "live",
+            "threshold": {"type": "ratio", "value": 0.05},
+            "query": f"sum(mr_it_correct_total{{{SEL}}}) / sum(mr_it_predictions_total{{{SEL}}})",
+            "minSamples": 10,
+            "samplesQuery": f"sum(mr_it_predictions_total{{{SEL}}})",
+        },
+        {
+            "name": "sequential",
+            "baseline": "live",
+            "threshold": {"type": "delta", "value": 0.05},
+            "judge": {
+                "type": "sequential",
+                "successQuery": f"sum(mr_it_correct_total{{{SEL}}})",
+                "totalQuery": f"sum(mr_it_predictions_total{{{SEL}}})",
+            },
+        },
+        {"name": "empty", "threshold": {"type": "max", "value": 1}, "query": f"max(nothing_here{{{SEL}}})"},
+        {"name": "nan", "threshold": {"type": "max", "value": 1}, "query": f"sum(mr_it_score{{{SEL}}}) * 0 / 0"},
+        {"name": "inf", "threshold": {"type": "max", "value": 1}, "query": f"sum(mr_it_score{{{SEL}}}) / 0"},
+        {"name": "several", "threshold": {"type": "max", "value": 9}, "query": 'mr_it_score{model="{{ model }}"}'},
+        {"name": "number", "threshold": {"type": "max", "value": 9}, "query": "vector(3)"},
+    ]
+    if with_invalid:
+        metrics.append({"name": "broken", "threshold": {"type": "max", "value": 1}, "query": "sum(rate(x[5m])) +"})
+    baseline = spec(served.model, *metrics)
+    now = datetime.now(UTC)
+    with HoldingProxy(prometheus.url, parties=1) as proxy:  # holds nothing: it only counts
+        batched, alone = (_observe_through(proxy, baseline, p, now=now) for p in (MetricsProvider(), OneByOne()))
+        queries = 4 + 4 + 5 + (1 if with_invalid else 0)  # accuracy and sequential: 2 per arm; the rest: 1
+        assert len(proxy.posted) == 1, "the batched provider sent one batch"
+        assert len(proxy.held) == queries * (2 if with_invalid else 1), "one by one: each query once per provider"
+    assert batched.candidate == alone.candidate
+    assert batched.baseline == alone.baseline
+    assert batched.problems == alone.problems
+    kinds = {p.metric: p.kind for p in batched.problems}
+    expected = {"empty": "empty", "nan": "nan", "inf": "nan", "several": "multiple_series"}
+    assert kinds == ({**expected, "broken": "invalid_query"} if with_invalid else expected)
+    assert batched.candidate["accuracy"].value == 0.9 and batched.baseline["accuracy"].value == 0.8
+    assert batched.candidate["number"].value == 3
 
 
 def test_silent_server_times_out(served: Served) -> None:

@@ -13,7 +13,7 @@ import math
 import reprlib
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -30,6 +30,13 @@ ProblemKind = Literal[
     "unreachable", "timeout", "invalid_query", "empty", "nan", "multiple_series", "http_error", "too_large"
 ]
 USER_AGENT = f"modelratchet/{__version__}"
+# Several instant queries go as one request: each is tagged with its index by label_replace, and the tagged
+# vectors are joined with `or`, which keeps every series of each since their label sets differ by the tag.
+# Prometheus evaluates each part at the same time exactly as it would alone, so each value is the one it would
+# answer alone; an answer that is not such a vector (a part returned a scalar, or failed) is asked one by one.
+BATCH_LABEL = "modelratchet_query"
+MAX_BATCH_QUERIES = 16
+MAX_BATCH_BYTES = 32_768
 _MESSAGE_LIMIT = 1024  # a whole problem message, wire text included
 
 
@@ -315,6 +322,67 @@ def _tls_context(settings: PrometheusSettings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=settings.ca_file)
 
 
+def batch_expression(queries: Sequence[str]) -> str:
+    """One PromQL expression answering every query in ``queries``, each series tagged with its query's index."""
+    return " or ".join(f'label_replace(({q}), "{BATCH_LABEL}", "{i}", "", "")' for i, q in enumerate(queries))
+
+
+def split_batch(result: Any, count: int) -> list[QueryOutcome] | None:
+    """Each query's outcome from the answer to ``batch_expression``, classified as an instant query's answer
+    alone would be; None when the answer is not a vector of tagged series."""
+    if not isinstance(result, list) or not all(isinstance(r, dict) and "value" in r for r in result):
+        return None
+    parts: list[list[dict[str, Any]]] = [[] for _ in range(count)]
+    for item in result:
+        metric = item.get("metric")
+        tag = metric.get(BATCH_LABEL) if isinstance(metric, dict) else None
+        if not (isinstance(tag, str) and tag.isdigit() and int(tag) < count):
+            return None
+        parts[int(tag)].append({**item, "metric": {k: v for k, v in metric.items() if k != BATCH_LABEL}})
+    return [_instant_result(part) for part in parts]
+
+
+def batchable(query: str) -> bool:
+    """Whether ``query`` means the same inside a batch's wrapper as alone: its brackets balance outside string
+    literals and it has no comment (a `#` would hide the wrapper's end). Any other query is asked alone."""
+    depth, quote, escaped = 0, "", False
+    for c in query:
+        if quote:
+            if escaped:
+                escaped = False
+            elif c == "\\" and quote != "`":
+                escaped = True
+            elif c == quote:
+                quote = ""
+        elif c in "'\"`":
+            quote = c
+        elif c == "#":
+            return False
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0 and not quote
+
+
+def batches(queries: Sequence[str]) -> list[list[int]]:
+    """The indexes of the batchable ``queries`` grouped into batches of at most MAX_BATCH_QUERIES and about
+    MAX_BATCH_BYTES."""
+    groups: list[list[int]] = []
+    size = 0
+    for i, query in enumerate(queries):
+        if not batchable(query):
+            continue
+        if not groups or len(groups[-1]) >= MAX_BATCH_QUERIES or size + len(query) > MAX_BATCH_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(i)
+        size += len(query)
+    return groups
+
+
 class PrometheusQuerier:
     """Instant and range queries against one Prometheus; never raises on a query problem."""
 
@@ -347,6 +415,33 @@ class PrometheusQuerier:
             params["time"] = f"{at.timestamp():.3f}"
         return self._call("/api/v1/query", params, _instant_result, deadline)
 
+    def instant_batch(
+        self, queries: Sequence[str], at: datetime | None = None, *, deadline: Deadline | None = None
+    ) -> list[QueryOutcome] | None:
+        """Every query's outcome from one request (see ``batch_expression``), or None when they must be asked
+        one by one: the batch failed for a reason that may be one query's (a part that is invalid or returns a
+        scalar, an answer over the byte cap). Prometheus unreachable or out of time is every query's outcome."""
+        split: list[list[QueryOutcome]] = []
+
+        def parse(result: Any) -> QueryOutcome:
+            outcomes = split_batch(result, len(queries))
+            if outcomes is None:
+                return _fail("invalid_query", "not an answer to a batch")
+            split.append(outcomes)
+            return QueryOutcome()
+
+        params = {"query": batch_expression(queries)}
+        if at is not None:
+            params["time"] = f"{at.timestamp():.3f}"
+        # POST: the joined queries can be longer than a proxy lets a URL be.
+        answer = self._call("/api/v1/query", params, parse, deadline, post=True)
+        if split:
+            return split[0]
+        assert answer.problem is not None
+        if answer.problem.kind in ("unreachable", "timeout"):
+            return [answer] * len(queries)
+        return None
+
     def range(
         self, query: str, start: datetime, end: datetime, step: str, *, deadline: Deadline | None = None
     ) -> QueryOutcome:
@@ -361,7 +456,13 @@ class PrometheusQuerier:
         return self._call("/api/v1/query_range", params, _matrix_result, deadline)
 
     def _call(
-        self, path: str, params: dict[str, str], parse: Callable[[Any], QueryOutcome], deadline: Deadline | None
+        self,
+        path: str,
+        params: dict[str, str],
+        parse: Callable[[Any], QueryOutcome],
+        deadline: Deadline | None,
+        *,
+        post: bool = False,
     ) -> QueryOutcome:
         timeout = self.settings.timeout_seconds
         where = self._where
@@ -370,11 +471,15 @@ class PrometheusQuerier:
         # Prometheus stops evaluating at this deadline too, so an expensive query frees the server.
         params = {**params, "timeout": f"{timeout:g}"}
         try:
+            form = urlencode(params)
+            headers = {**self._headers, "Content-Type": "application/x-www-form-urlencoded"} if post else self._headers
             reply = fetch(
-                f"{self.address}{path}?{urlencode(params)}",
+                f"{self.address}{path}" if post else f"{self.address}{path}?{form}",
                 deadline=deadline or Deadline(timeout),
                 max_bytes=self.settings.max_response_bytes,
-                headers=self._headers,
+                method="POST" if post else "GET",
+                body=form.encode() if post else None,
+                headers=headers,
                 tls=self._tls,
             )
             return _answer(reply, parse, where)

@@ -6,9 +6,11 @@ import logging
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 
 from modelratchet.api.baseline import MetricSpec, ModelBaselineSpec
@@ -16,7 +18,7 @@ from modelratchet.gates import Histogram, Observation
 from modelratchet.wire import Deadline
 
 from .addresses import redact
-from .prometheus import ProblemKind, PrometheusQuerier, PrometheusSettings, QueryOutcome
+from .prometheus import ProblemKind, PrometheusQuerier, PrometheusSettings, QueryOutcome, batches
 from .templates import TemplateError, render_query
 
 Arm = Literal["candidate", "baseline"]
@@ -48,6 +50,9 @@ class ObservationSet:
     candidate: dict[str, Observation] = field(default_factory=dict)
     baseline: dict[str, Observation] = field(default_factory=dict)  # live baselines only
     problems: list[QueryProblem] = field(default_factory=list)
+
+
+_Job = Callable[[], "list[QueryOutcome] | None"]  # one request's outcomes, or None: ask its queries one by one
 
 
 @dataclass(frozen=True)
@@ -275,24 +280,55 @@ class MetricsProvider:
                 return client.range_matrix(q.promql, first_end, now, f"{step:g}", deadline=deadline)
             return client.instant(q.promql, at=now, deadline=deadline)
 
-        pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(queries)), thread_name_prefix="promql")
-        try:
-            futures: list[Future[QueryOutcome]] = [pool.submit(one, q) for q in queries]
-        finally:
-            # Joins the workers: no thread outlives the analysis (each request ends by the deadline).
-            pool.shutdown(wait=True)
+        def alone(q: _Query) -> list[QueryOutcome] | None:
+            return [one(q)]
+
+        def batch(group: list[_Query]) -> list[QueryOutcome] | None:
+            return client.instant_batch([q.promql for q in group], at=now, deadline=deadline)
+
         late = QueryOutcome.failed(
             "timeout", f"no answer from Prometheus at {redact(settings.address)} within {settings.timeout_seconds:g}s"
         )
-        return [(q, _outcome(f, late)) for q, f in zip(queries, futures, strict=True)]
+        # The instant queries go in batches, one request each; a histogram's range queries go alone. What a batch
+        # could not answer is asked one by one after it, within the same deadline.
+        instant = [q for q in queries if q.shape == "instant"]
+        groups = [[instant[i] for i in g] for g in batches([q.promql for q in instant]) if len(g) > 1]
+        in_batch = {id(q) for g in groups for q in g}
+        jobs: list[tuple[list[_Query], _Job]] = [(g, partial(batch, g)) for g in groups]
+        jobs += [([q], partial(alone, q)) for q in queries if id(q) not in in_batch]
+        outcomes: dict[int, QueryOutcome] = {}
+        again: list[_Query] = []
+        for group, answered in zip([g for g, _ in jobs], _in_pool(jobs, late), strict=True):
+            if answered is None:
+                again.extend(group)
+            else:
+                outcomes.update((id(q), o) for q, o in zip(group, answered, strict=True))
+        for q, answered in zip(again, _in_pool([([q], partial(alone, q)) for q in again], late), strict=True):
+            outcomes[id(q)] = (answered or [late])[0]
+        return [(q, outcomes[id(q)]) for q in queries]
 
 
-def _outcome(future: Future[QueryOutcome], late: QueryOutcome) -> QueryOutcome:
+def _in_pool(jobs: list[tuple[list[_Query], _Job]], late: QueryOutcome) -> list[list[QueryOutcome] | None]:
+    """Each job's outcomes, one per query of the job (None: ask them one by one), run on at most MAX_WORKERS
+    threads that are joined before this returns: no thread outlives the analysis (each request ends by the
+    analysis's deadline)."""
+    if not jobs:
+        return []
+    pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(jobs)), thread_name_prefix="promql")
+    try:
+        futures = [pool.submit(call) for _, call in jobs]
+    finally:
+        pool.shutdown(wait=True)
+    return [_answers(f, len(group), late) for (group, _), f in zip(jobs, futures, strict=True)]
+
+
+def _answers(future: Future[list[QueryOutcome] | None], size: int, late: QueryOutcome) -> list[QueryOutcome] | None:
+    """A job's outcomes: ``late`` when it never ran, a crash reported rather than raised."""
     if not future.done() or future.cancelled():
-        return late
+        return [late] * size
     error = future.exception()
     if error is not None:
         # The querier classifies every expected failure; anything else is logged and reported, not raised.
         log.error("Prometheus query crashed", exc_info=error)
-        return QueryOutcome.failed("http_error", f"query failed: {type(error).__name__}: {error}")
+        return [QueryOutcome.failed("http_error", f"query failed: {type(error).__name__}: {error}")] * size
     return future.result()
