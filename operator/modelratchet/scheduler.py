@@ -101,9 +101,15 @@ class Scheduler:
             with self._lock:
                 while self._heap and self._heap[0][0] <= now:
                     at, _, key = heapq.heappop(self._heap)
-                    if self._due.get(key) != at or key in self._running:
+                    if self._due.get(key) != at:
                         continue  # superseded entry
                     del self._due[key]
+                    if key in self._running:
+                        # Poked after this loop handed it out and before it was marked running: look again right
+                        # after the run. Keeping the due time without its heap entry would make every later poke
+                        # a no-op, and the object would never be looked at again.
+                        self._dirty.add(key)
+                        continue
                     ready.append(key)
                 if self._heap:
                     timeout = min(timeout, max(0.0, self._heap[0][0] - now))

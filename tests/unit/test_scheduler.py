@@ -52,6 +52,40 @@ def test_one_object_never_runs_twice_at_once_and_pokes_while_running_rerun() -> 
     assert len(runs) == 2  # five pokes during a run collapse into exactly one re-run
 
 
+def test_a_poke_between_hand_out_and_run_is_never_lost() -> None:
+    """A watch event that pokes an object after the loop handed it out, before it is marked running: its entry
+    comes due while the object runs. The object must be looked at again after the run, and keep its rhythm."""
+    key: Key = ("rollout", "ns", "a")
+    runs: list[float] = []
+    gate = threading.Event()
+    raced = threading.Event()
+    s: Scheduler
+
+    def is_leader() -> bool:
+        # Asked by the loop right after it took the object off the schedule, before it marks it running.
+        if runs == [] and not raced.is_set():
+            raced.set()
+            s.poke(key)
+        return True
+
+    def work(k: Key) -> float | None:
+        runs.append(time.monotonic())
+        if len(runs) == 1:
+            gate.wait(HANG_GUARD)
+        return 0.05  # the object asks to be looked at again soon
+
+    s = Scheduler(work, workers=2, max_interval=0.5, is_leader=is_leader)
+    s.start()
+    try:
+        s.poke(key)
+        wait_until(lambda: len(runs) == 1 and raced.is_set())
+        wait_until(lambda: not s._heap)  # the raced entry came due while the object ran, and was taken
+        gate.set()
+        wait_until(lambda: len(runs) >= 4, timeout=HANG_GUARD)
+    finally:
+        s.stop()
+
+
 def test_requeue_delay_is_honoured_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     """The next look the work asks for is scheduled with its delay capped to max_interval; None forgets the object."""
     key: Key = ("rollout", "ns", "a")
