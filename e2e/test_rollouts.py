@@ -97,6 +97,21 @@ def test_regressed_checkpoint_is_rolled_back_fast(scenario: Scenario) -> None:
     assert "accuracy" in status["message"]
 
 
+def test_a_candidate_whose_pods_never_start_is_rolled_back_at_the_progress_deadline(scenario: Scenario) -> None:
+    scenario.stop_server(V2)  # v2 leaves the model store: its pods fail to load it and never become ready
+    generation = scenario.target_generation()
+    name = _setup(scenario, V2, progressDeadline="15s")
+    wait_for(lambda: scenario.canary() is not None, timeout=60, message="canary created")
+    status = scenario.wait_phase(name, "RolledBack", timeout=90)
+    rolled_back = _condition(status, "RolledBack")
+    assert rolled_back["reason"] == "ProgressDeadlineExceeded"
+    assert f"step 1/4 still waiting for 1 canary pod(s) of {V2} to be ready after 15s" in rolled_back["message"]
+    assert status["rejectedCheckpoints"] == [V2] and not status.get("history"), "never analysed: it never served"
+    assert scenario.canary() is None and scenario.target_checkpoint() == V1
+    assert scenario.target_generation() == generation, "the target was never touched"
+    _recorded_once(scenario, name, "RolledBack")
+
+
 @pytest.mark.parametrize("policy", ["proceed", "block"])
 def test_warning_only_regression_follows_warning_policy(scenario: Scenario, policy: str) -> None:
     name = _setup(scenario, V4, analysis={"interval": "2s", "warningPolicy": policy})

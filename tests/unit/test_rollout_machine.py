@@ -244,6 +244,49 @@ def test_set_weight_waits_for_ready_pods_and_keeps_asking() -> None:
     assert t.status.current_step == 1
 
 
+def test_a_canary_that_never_serves_is_rolled_back_at_the_progress_deadline() -> None:
+    sim = Sim(make_spec([{"setWeight": 25}, {"analyze": {"duration": "1m"}}, {"setWeight": 50}]))
+    sim.canary_ready_override = 0  # pods that never start: an image or a checkpoint that does not load
+    sim.tick()
+    t = sim.tick(599)
+    assert t.status.phase == "Progressing" and t.status.current_step == 0
+    assert t.status.message == "waiting for 1 canary pod(s) of v2 to be ready"
+    t = sim.tick(1)  # 10m, the default
+    assert t.status.phase == "RolledBack" and t.status.rejected_checkpoints == ["v2"]
+    assert world_actions(t.actions) == [DeleteCanary()]
+    assert cond(t.status, "RolledBack").reason == "ProgressDeadlineExceeded"
+    assert t.status.message == (
+        "rolled back v2, serving v1: step 1/3 still waiting for 1 canary pod(s) of v2 to be ready after 10m "
+        "(spec.progressDeadline)"
+    )
+    assert "RolledBack" in events(t.actions) and notifications(t.actions) == ["rolledBack"]
+
+
+def test_the_progress_deadline_counts_from_each_traffic_step() -> None:
+    spec = make_spec(
+        [{"setWeight": 25}, {"pause": {"duration": "20m"}}, {"setWeight": 50}], progressDeadline="5m"
+    )
+    sim = Sim(spec)
+    sim.tick()
+    sim.tick(1)  # the canary serves 25%: the pause begins
+    t = sim.tick(1200)  # longer than the deadline in all, but not waiting for the candidate
+    assert t.status.current_step == 2 and t.status.phase == "Progressing"
+    sim.canary_ready_override = 1  # the pods this share needs beyond the first do not come
+    t = sim.tick(299)
+    assert t.status.phase == "Progressing" and t.status.message.startswith("waiting for ")
+    waiting = t.status.message
+    t = sim.tick(1)
+    assert t.status.phase == "RolledBack" and f"step 3/3 still {waiting} after 5m" in t.status.message
+
+
+def test_a_zero_progress_deadline_waits_for_the_canary_forever() -> None:
+    sim = Sim(make_spec(progressDeadline="0s"))
+    sim.canary_ready_override = 0
+    sim.tick()
+    t = sim.tick(30 * 24 * 3600)
+    assert t.status.phase == "Progressing" and t.status.current_step == 0
+
+
 def test_set_weight_waits_for_the_right_checkpoint_and_count() -> None:
     spec = make_spec([{"setWeight": 50}, {"analyze": {"duration": "1m"}}])
     status = ModelRolloutStatus(

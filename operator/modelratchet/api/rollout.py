@@ -404,6 +404,12 @@ class ModelRolloutSpec(ApiModel):
         default=None,
         description="After a rollback, wait this long before starting another rollout (at most 720h).",
     )
+    progress_deadline: LongDuration = Field(
+        default="10m",
+        description="How long a traffic step may wait for the candidate to serve its share (its canary pods ready, "
+        "the route accepted) before the rollout rolls back and rejects the checkpoint, as Flagger does; 0s waits "
+        "forever (at most 720h).",
+    )
     history_limit: int = Field(default=50, ge=1, le=500, description="Entries kept in status.history.")
     notifications: list[Notification] | None = Field(
         default=None, max_length=10, description="Webhooks told about transitions."

@@ -612,9 +612,20 @@ def _shift_traffic(ctx: _Ctx, world: World, step: Step) -> None:
     if waiting is None:
         s.serving_since = ctx.now_s
         _advance(ctx, world)
-    else:
-        s.message = waiting
-        ctx.soon()
+        return
+    deadline = _secs(ctx.spec.progress_deadline)
+    started = parse_ts(s.step_started_at) or ctx.now
+    if deadline and ctx.now >= started + timedelta(seconds=deadline):
+        # A candidate that cannot even start (an image or checkpoint that does not load, pods that never fit)
+        # must not hold the rollout, and its half-made canary, forever.
+        _rollback(
+            ctx,
+            "ProgressDeadlineExceeded",
+            f"step {_n(ctx)} still {waiting} after {ctx.spec.progress_deadline} (spec.progressDeadline)",
+        )
+        return
+    s.message = waiting
+    ctx.soon()
 
 
 def _pause(ctx: _Ctx, world: World, step: Step) -> None:
