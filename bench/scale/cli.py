@@ -29,7 +29,7 @@ from e2e.harness.prometheus import LocalPrometheus
 from .argo import run_argo
 from .measure import Result
 from .report import markdown, plot
-from .run import run_modelratchet
+from .run import TICK_SECONDS, run_modelratchet
 from .world import REPO
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=int, default=30, help="analysis interval, seconds")
     parser.add_argument("--measure", type=float, default=120.0, help="measurement window, seconds")
     parser.add_argument("--no-restart", action="store_true", help="skip the restart-convergence measurement")
+    parser.add_argument(
+        "--tick", type=float, default=TICK_SECONDS, help="the operator's longest time between two looks at a rollout"
+    )
     parser.add_argument("--profile", action="store_true", help="sample the operator's CPU by function (sampler.py)")
     parser.add_argument(
         "--operator-src",
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                         profile=profile,
                         operator_src=args.operator_src,
                         restart=not args.no_restart,
+                        tick_seconds=args.tick,
                     )
                 results.append(result)
                 print(f"[scale] {json.dumps(result.to_json())}", flush=True)

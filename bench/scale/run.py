@@ -19,7 +19,7 @@ from .measure import Result, Window, parse_ts, peak_rss_mib
 from .world import REPO, ScaleWorld
 
 RESTART_SLACK = 2.0  # seconds after its due time an analysis may start and still count as on time
-TICK_SECONDS = 5.0  # the chart's default (values.yaml operator.tickSeconds)
+TICK_SECONDS = 30.0  # the chart's default (values.yaml operator.tickSeconds)
 
 
 def analysed_counts(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, int]:
@@ -47,6 +47,7 @@ def operator_for(
     log_dir: Path,
     profile: Path | None,
     operator_src: Path | None = None,
+    tick_seconds: float = TICK_SECONDS,
 ) -> OperatorProcess:
     """The operator restricted to the benchmark's namespace; ``operator_src``: another checkout's operator/ folder
     (e.g. an earlier commit's, for before/after figures), imported ahead of the installed one."""
@@ -58,7 +59,7 @@ def operator_for(
     if paths:
         env["PYTHONPATH"] = ":".join(paths)
     return OperatorProcess(
-        cluster.kubeconfig, prom.url, namespaces=[namespace], tick_seconds=TICK_SECONDS, log_dir=log_dir, extra_env=env
+        cluster.kubeconfig, prom.url, namespaces=[namespace], tick_seconds=tick_seconds, log_dir=log_dir, extra_env=env
     )
 
 
@@ -101,9 +102,10 @@ def run_modelratchet(
     restart: bool = True,
     down_seconds: float = 10.0,
     operator_src: Path | None = None,
+    tick_seconds: float = TICK_SECONDS,
 ) -> Result:
     world = ScaleWorld(cluster, api, prom, objects, interval=interval, log_dir=log_dir / "world")
-    operator = operator_for(cluster, prom, world.ns, log_dir, profile, operator_src)
+    operator = operator_for(cluster, prom, world.ns, log_dir, profile, operator_src, tick_seconds)
     try:
         t0 = time.monotonic()
         world.create_references()

@@ -170,10 +170,7 @@ class LocalArgoRollouts:
                  ignore=_HTTP_ERRORS)
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self._proc is None:
-            return
-        procs.stop_all([self._proc], timeout=timeout)
-        procs.forget(self._proc)
+        procs.stop_one(self._proc, timeout)
         self._proc = None
 
     def _healthy(self) -> bool:

@@ -205,10 +205,7 @@ class LocalGateway:
         wait_for(self._programmed, timeout, interval=0.2, message=f"Gateway {NAMESPACE}/{GATEWAY} Programmed")
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self._proc is None:
-            return
-        procs.stop_all([self._proc], timeout=timeout)
-        procs.forget(self._proc)
+        procs.stop_one(self._proc, timeout)
         self._proc = None
 
     def _check_running(self) -> None:

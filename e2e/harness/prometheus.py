@@ -140,10 +140,7 @@ class LocalPrometheus:
         self.wait_ready(timeout)
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self._proc is None:
-            return
-        procs.stop_all([self._proc], timeout=timeout)
-        procs.forget(self._proc)
+        procs.stop_one(self._proc, timeout)
         self._proc = None
 
     def teardown(self) -> None:
