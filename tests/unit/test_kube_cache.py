@@ -34,6 +34,18 @@ def test_the_cache_keeps_the_latest_version_and_forgets_deleted_objects() -> Non
     assert cache.get("deployments", "ns", "r1") is not None
 
 
+def test_the_cache_keeps_no_managed_fields() -> None:
+    cache = WatchCache()
+    cache.enable()
+    body = _obj(checkpoint="v1")
+    body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    cache.put("modelrollouts", body)
+    got = cache.get("modelrollouts", "ns", "r1")
+    assert got is not None and "managedFields" not in got["metadata"]
+    assert got["metadata"]["resourceVersion"] == body["metadata"]["resourceVersion"]
+    assert body["metadata"]["managedFields"], "the caller's body is left as it was"
+
+
 def test_every_read_is_its_own_copy() -> None:
     cache = WatchCache()
     cache.enable()

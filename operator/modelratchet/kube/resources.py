@@ -118,7 +118,9 @@ class WatchCache:
         if not self.enabled:
             return
         meta = body.get("metadata") or {}
-        text = json.dumps(body, separators=(",", ":"), default=_plain)
+        # managedFields is often the larger part of a Deployment and nothing here reads it.
+        kept = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}} if meta else body
+        text = json.dumps(kept, separators=(",", ":"), default=_plain)
         with self._lock:
             self._objects[(kind, meta.get("namespace") or "", meta.get("name") or "")] = text
 
