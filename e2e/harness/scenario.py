@@ -18,6 +18,7 @@ import json
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -208,17 +209,26 @@ def http_route(
     }
 
 
+_MODEL_IO_LOCK = threading.Lock()
+
+
 def _model_io() -> ModuleType:
     """The example's model_io (its folder is not a package): the one place that maps a URI into a store.
 
-    Registered as `model_io`, the name the example's own modules and tests import it by."""
-    if "model_io" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("model_io", EXAMPLE_DIR / "model_io.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["model_io"] = module  # dataclasses look their module up while the class is made
-        spec.loader.exec_module(module)
-    return sys.modules["model_io"]
+    Registered as `model_io`, the name the example's own modules and tests import it by. Loaded under a lock: it is
+    registered before it is executed, and another thread must not find it half made."""
+    with _MODEL_IO_LOCK:
+        if "model_io" not in sys.modules:
+            spec = importlib.util.spec_from_file_location("model_io", EXAMPLE_DIR / "model_io.py")
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["model_io"] = module  # dataclasses look their module up while the class is made
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules["model_io"]
+                raise
+        return sys.modules["model_io"]
 
 
 class Scenario:
